@@ -1,0 +1,235 @@
+"""The contract every recommender honours, run against every exported model.
+
+A model joins this suite by being exported from ``avrec.recommenders`` as a
+concrete :class:`~avrec.recommenders.Recommender` subclass; it can set
+``_test_params`` to small, fast hyperparameters.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+
+import avrec.recommenders as recommenders
+from avrec.exceptions import DataValidationError, NotFittedError, PersistenceError
+from avrec.recommenders import Popularity, Recommender
+
+from known_data import block_interactions
+
+
+def discover() -> list[type[Recommender]]:
+    found = []
+    for name in recommenders.__all__:
+        obj = getattr(recommenders, name)
+        if inspect.isclass(obj) and issubclass(obj, Recommender) and obj is not Recommender:
+            found.append(obj)
+    return found
+
+
+MODELS = discover()
+
+
+def make(cls: type[Recommender], **extra) -> Recommender:
+    params = dict(cls._test_params)
+    if "random_state" in inspect.signature(cls.__init__).parameters:
+        params.setdefault("random_state", 0)
+    if "verbose" in inspect.signature(cls.__init__).parameters:
+        params.setdefault("verbose", False)
+    params.update(extra)
+    return cls(**params)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return block_interactions()
+
+
+def holdout(data, seed=1):
+    """Hide one interaction per user (not the pinned popular item) for a quick accuracy check."""
+    rng = np.random.default_rng(seed)
+    rows, cols, w, t = data.to_indices()
+    keys = rng.random(rows.size)
+    order = np.lexsort((keys, rows))
+    first = np.r_[True, rows[order][1:] != rows[order][:-1]]
+    test_mask = np.zeros(rows.size, dtype=bool)
+    test_mask[order[first]] = True
+    return data.select_entries(~test_mask), data.select_entries(test_mask)
+
+
+def test_discovery_finds_models():
+    assert Popularity in MODELS
+
+
+@pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.__name__)
+class TestContract:
+    def test_fit_returns_self_and_sets_attributes(self, cls, data):
+        model = make(cls)
+        assert model.fit(data) is model
+        assert model.n_users_ == data.n_users and model.n_items_ == data.n_items
+        assert model.users_ == data.users and model.items_ == data.items
+
+    def test_init_stores_params_verbatim(self, cls):
+        model = make(cls)
+        params = model.get_params()
+        for name in inspect.signature(cls.__init__).parameters:
+            if name != "self":
+                assert name in params
+
+    def test_unfitted_raises(self, cls):
+        model = make(cls)
+        with pytest.raises(NotFittedError, match="not fitted"):
+            model.recommend([0])
+        with pytest.raises(NotFittedError):
+            model.predict([[0, 0]])
+        with pytest.raises(NotFittedError):
+            model.save("never-written")
+
+    def test_second_fit_starts_over(self, cls, data):
+        small = data.subset(users=np.arange(20))
+        fresh = make(cls).fit(small)
+        refit = make(cls).fit(data).fit(small)
+        assert refit.n_users_ == 20
+        np.testing.assert_allclose(refit.score_items(), fresh.score_items(), rtol=1e-5, atol=1e-6)
+
+    def test_failed_fit_keeps_previous_state(self, cls, data):
+        model = make(cls).fit(data)
+        before = model.score_items([0, 1])
+        bad = data.matrix.copy()
+        bad.data[0] = np.nan
+        with pytest.raises(DataValidationError, match="NaN"):
+            model.fit(bad)
+        np.testing.assert_array_equal(model.score_items([0, 1]), before)
+
+    def test_batch_equals_single(self, cls, data):
+        model = make(cls).fit(data)
+        users = np.arange(data.n_users)
+        idx_all, sc_all = model.recommend(users, k=7)
+        idx_b, sc_b = model.recommend(users, k=7, batch_size=3)
+        np.testing.assert_array_equal(idx_all, idx_b)
+        np.testing.assert_allclose(sc_all, sc_b, rtol=1e-6)
+        for u in (0, 5, data.n_users - 1):
+            idx_1, sc_1 = model.recommend([u], k=7)
+            np.testing.assert_array_equal(idx_1[0], idx_all[u])
+            np.testing.assert_allclose(sc_1[0], sc_all[u], rtol=1e-6)
+
+    def test_seen_items_excluded(self, cls, data):
+        model = make(cls).fit(data)
+        idx, _ = model.recommend(k=data.n_items)
+        seen = data.matrix.toarray() > 0
+        for u in range(data.n_users):
+            got = idx[u][idx[u] >= 0]
+            assert not seen[u, got].any()
+            assert got.size == data.n_items - seen[u].sum()
+        idx_all, _ = model.recommend([0], k=data.n_items, exclude_seen=False)
+        assert (idx_all >= 0).all()
+
+    def test_scores_sorted_and_consistent_with_predict(self, cls, data):
+        model = make(cls).fit(data)
+        idx, scores = model.recommend(np.arange(10), k=5)
+        assert np.all(np.diff(scores, axis=1) <= 0)
+        pairs = np.column_stack([np.repeat(np.arange(10), 5), idx.ravel()])
+        np.testing.assert_allclose(model.predict(pairs), scores.ravel(), rtol=1e-5, atol=1e-6)
+        full = model.score_items(np.arange(10))
+        np.testing.assert_allclose(np.take_along_axis(full, idx, 1), scores, rtol=1e-5, atol=1e-6)
+
+    def test_unknown_users_raise(self, cls, data):
+        model = make(cls).fit(data)
+        for bad in ([-1], [data.n_users]):
+            with pytest.raises(DataValidationError, match="out of range"):
+                model.recommend(bad)
+        with pytest.raises(DataValidationError, match="out of range"):
+            model.predict([[data.n_users, 0]])
+
+    def test_new_users_from_history(self, cls, data):
+        model = make(cls).fit(data)
+        hist = data.matrix[:4]
+        idx_x, _ = model.recommend(k=5, X=hist)
+        assert idx_x.shape == (4, 5)
+        for u in range(4):
+            assert not np.isin(idx_x[u], hist[u].indices).any()
+        empty = sp.csr_matrix((2, data.n_items), dtype=np.float32)
+        idx_e, _ = model.recommend(k=3, X=empty)
+        assert idx_e.shape == (2, 3)
+
+    def test_clone_and_params(self, cls, data):
+        model = make(cls)
+        copy = clone(model)
+        assert copy.get_params() == model.get_params()
+        assert copy is not model
+        fitted = make(cls).fit(data)
+        assert not hasattr(clone(fitted), "n_items_")
+        name = next(iter(model.get_params()), None)
+        if name is not None:
+            assert model.set_params(**{name: model.get_params()[name]}) is model
+
+    def test_save_load_round_trip(self, cls, data, tmp_path):
+        model = make(cls).fit(data)
+        model.save(tmp_path / "model")
+        loaded = cls.load(tmp_path / "model")
+        assert type(loaded) is cls
+        assert loaded.get_params() == model.get_params()
+        np.testing.assert_array_equal(loaded.score_items(), model.score_items())
+        np.testing.assert_array_equal(loaded.recommend(k=5)[0], model.recommend(k=5)[0])
+        assert loaded.items_ == model.items_
+        via_base = Recommender.load(tmp_path / "model")
+        assert type(via_base) is cls
+        # saving again over the same directory replaces it atomically
+        model.save(tmp_path / "model")
+        assert cls.load(tmp_path / "model").n_items_ == data.n_items
+
+    def test_load_rejects_other_class(self, cls, data, tmp_path):
+        make(cls).fit(data).save(tmp_path / "m")
+
+        class Other(Recommender):
+            pass
+
+        with pytest.raises(PersistenceError, match="not a Other"):
+            Other.load(tmp_path / "m")
+        with pytest.raises(PersistenceError, match="no saved model"):
+            cls.load(tmp_path / "missing")
+
+    def test_reproducible_with_seed(self, cls, data):
+        a = make(cls).fit(data).score_items()
+        b = make(cls).fit(data).score_items()
+        np.testing.assert_array_equal(a, b)
+
+    def test_accepts_sparse_and_dense(self, cls, data):
+        dense = data.matrix.toarray()
+        a = make(cls).fit(data.matrix).score_items()
+        b = make(cls).fit(dense).score_items()
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    def test_bad_input(self, cls, data):
+        model = make(cls)
+        with pytest.raises(DataValidationError, match="empty"):
+            model.fit(sp.csr_matrix((3, 4), dtype=np.float32))
+        neg = data.matrix.copy()
+        neg.data[0] = -1
+        with pytest.raises(DataValidationError, match="negative"):
+            model.fit(neg)
+        with pytest.raises(DataValidationError, match="2-d"):
+            model.fit(np.ones(5))
+        model.fit(data)
+        with pytest.raises(DataValidationError, match="k must be a positive int"):
+            model.recommend([0], k=0)
+        with pytest.raises(DataValidationError, match="item columns"):
+            model.recommend(X=sp.csr_matrix((1, data.n_items + 1), dtype=np.float32))
+        with pytest.raises(DataValidationError, match="pairs must have shape"):
+            model.predict([0, 1])
+
+    def test_beats_popularity_on_structured_data(self, cls, data):
+        if cls is Popularity:
+            pytest.skip("popularity is the baseline")
+        train, test = holdout(data)
+        hits = {}
+        for name, model in (("model", make(cls)), ("pop", Popularity())):
+            model.fit(train)
+            idx, _ = model.recommend(k=5)
+            truth = test.matrix.toarray() > 0
+            valid = idx >= 0
+            hits[name] = truth[np.arange(idx.shape[0])[:, None], np.where(valid, idx, 0)][valid].sum()
+        assert hits["model"] > hits["pop"] * 1.2, hits
