@@ -9,7 +9,7 @@ from avrec.data import Interactions
 
 
 def block_interactions(
-    n_users: int = 60, n_items: int = 40, n_groups: int = 2, seed: int = 0
+    n_users: int = 120, n_items: int = 60, n_groups: int = 4, seed: int = 0
 ) -> Interactions:
     """Users in ``n_groups`` groups, each consuming (mostly) its own block of items.
 

@@ -380,11 +380,12 @@ class Recommender(BaseEstimator):
         for name, value in self.get_params(deep=False).items():
             if isinstance(value, np.random.Generator):
                 value = None  # generator state is not persisted; fitted state is
-            arrays, meta = encode_state({name: value})
+            try:
+                arrays, meta = encode_state({name: value})
+            except PersistenceError:
+                arrays, meta = {}, {name: {"type": "unsupported"}}
             if arrays or meta[name]["type"] != "json":
-                raise PersistenceError(
-                    f"hyperparameter {name}={value!r} cannot be saved as JSON"
-                )
+                raise PersistenceError(f"hyperparameter {name}={value!r} cannot be saved as JSON")
             params[name] = meta[name]["value"]
         arrays, meta = encode_state(self._fitted_state())
         doc = {
