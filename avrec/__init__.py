@@ -53,9 +53,7 @@ def __getattr__(name: str) -> Any:
             module = importlib.import_module(f"avrec.{name}")
         except ModuleNotFoundError as exc:
             if exc.name == f"avrec.{name}":
-                raise AttributeError(
-                    f"avrec.{name} is not part of this release of avrec"
-                ) from exc
+                raise AttributeError(f"avrec.{name} is not part of this release of avrec") from exc
             raise
         globals()[name] = module
         return module

@@ -44,7 +44,9 @@ def main() -> None:
     print(f"data: {X}")
     print(f"train: {train.nnz} interactions, test: {test.nnz} interactions\n")
 
-    header = f"{'model':<12}{'NDCG@10':>10}{'Recall@20':>11}{'MAP@10':>9}{'coverage@10':>13}{'fit s':>8}"
+    header = (
+        f"{'model':<12}{'NDCG@10':>10}{'Recall@20':>11}{'MAP@10':>9}{'coverage@10':>13}{'fit s':>8}"
+    )
     print(header)
     print("-" * len(header))
     for name, model in available_models().items():

@@ -64,4 +64,6 @@ def test_no_upward_imports(path):
         rel = f"avrec/{path.relative_to(ROOT)}"
         if (rel, target) in EXCEPTIONS:
             continue
-        assert LAYERS.get(target, 0) <= LAYERS[own], f"{rel} imports avrec.{target} (a higher layer)"
+        assert LAYERS.get(target, 0) <= LAYERS[own], (
+            f"{rel} imports avrec.{target} (a higher layer)"
+        )

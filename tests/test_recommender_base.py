@@ -1,4 +1,4 @@
-"""Behaviour of the Recommender base class and Popularity that the contract suite does not pin down."""
+"""Recommender base and Popularity behaviour that the contract suite does not pin down."""
 
 from __future__ import annotations
 
@@ -20,9 +20,7 @@ from avrec.recommenders import Popularity, Recommender, top_k
     scores=arrays(
         np.float32,
         st.tuples(st.integers(1, 6), st.integers(1, 12)),
-        elements=st.one_of(
-            st.sampled_from([-np.inf, 0.0, 1.0]), st.floats(-5, 5, width=32)
-        ),
+        elements=st.one_of(st.sampled_from([-np.inf, 0.0, 1.0]), st.floats(-5, 5, width=32)),
     ),
     k=st.integers(1, 15),
 )
@@ -40,7 +38,7 @@ def test_top_k_matches_full_sort(scores, k):
 
 
 def test_top_k_nan_is_never_returned():
-    idx, val = top_k(np.array([[np.nan, 1.0, np.nan]], dtype=np.float32), 3)
+    idx, _val = top_k(np.array([[np.nan, 1.0, np.nan]], dtype=np.float32), 3)
     assert idx.tolist() == [[1, -1, -1]]
 
 
@@ -51,7 +49,7 @@ def fitted(blocks):
 
 
 def test_items_filter_restricts_and_pads(fitted):
-    model, data = fitted
+    model, _data = fitted
     cand = np.array([3, 5, 7])
     idx, sc = model.recommend([0, 1], k=5, items=cand, exclude_seen=False)
     assert set(idx[idx >= 0].tolist()) <= set(cand.tolist())
@@ -111,9 +109,7 @@ def test_popularity_reference(blocks):
 
 
 def test_popularity_time_decay_reference():
-    X = Interactions.from_arrays(
-        [1, 2, 3], ["old", "old", "new"], timestamps=[0.0, 100.0, 200.0]
-    )
+    X = Interactions.from_arrays([1, 2, 3], ["old", "old", "new"], timestamps=[0.0, 100.0, 200.0])
     model = Popularity(half_life=100.0).fit(X)
     # "new" (t=200) counts 1; "old" counts 2^-2 + 2^-1
     np.testing.assert_allclose(model.item_scores_, [1.0, 0.75])

@@ -88,10 +88,14 @@ class Recommender(BaseEstimator):
     def _fit(self, data: FitData) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _score(self, users: np.ndarray | None, X_users: sp.csr_matrix) -> np.ndarray:  # pragma: no cover
+    def _score(  # pragma: no cover - abstract
+        self, users: np.ndarray | None, X_users: sp.csr_matrix
+    ) -> np.ndarray:
         raise NotImplementedError
 
-    def _partial_fit(self, data: FitData, X_full: sp.csr_matrix) -> dict[str, Any]:  # pragma: no cover
+    def _partial_fit(  # pragma: no cover - abstract
+        self, data: FitData, X_full: sp.csr_matrix
+    ) -> dict[str, Any]:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ fitting
@@ -117,7 +121,9 @@ class Recommender(BaseEstimator):
             ``item_features`` does not have one row per item.
         """
         csr, interactions = check_interactions(X)
-        item_features = check_item_features(item_features, csr.shape[1])
+        item_features = check_item_features(
+            item_features, csr.shape[1], None if interactions is None else interactions.items
+        )
         data = FitData(
             X=csr,
             timestamps=None if interactions is None else interactions.timestamps,
@@ -175,7 +181,7 @@ class Recommender(BaseEstimator):
                 if (item_rows < 0).any():
                     raise DataValidationError(
                         "X_new has items unknown to the model (e.g. "
-                        f"{interactions.items.ids[int(np.argmax(item_rows < 0))]!r}); "
+                        f"{interactions.items.ids[item_rows < 0].tolist()[0]!r}); "
                         "refit to extend the catalogue"
                     )
             users = self.users_.extend(interactions.users.ids)
@@ -483,7 +489,11 @@ class Recommender(BaseEstimator):
     def _batches(self, n: int, batch_size: int | None) -> list[slice]:
         if batch_size is None:
             batch_size = max(1, SCORE_BLOCK_BYTES // (4 * max(self.n_items_, 1)))
-        elif isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        elif (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, (int, np.integer))
+            or batch_size < 1
+        ):
             raise DataValidationError(f"batch_size must be a positive int, got {batch_size!r}")
         return [slice(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
 
@@ -511,10 +521,11 @@ def _check_items(items: Any, n_items: int, name: str = "items") -> np.ndarray:
     if arr.ndim == 0:
         arr = arr.reshape(1)
     if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
-        raise DataValidationError(f"{name} must be a 1-d array of item indices, got {arr.dtype} {arr.shape}")
+        raise DataValidationError(
+            f"{name} must be a 1-d array of item indices, got {arr.dtype} {arr.shape}"
+        )
     arr = arr.astype(np.int64, copy=False)
     if arr.size and (arr.min() < 0 or arr.max() >= n_items):
         bad = arr[(arr < 0) | (arr >= n_items)][0]
         raise DataValidationError(f"{name}: index {bad} is out of range for {n_items} items")
     return arr
-

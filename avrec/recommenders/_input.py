@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from avrec.data import Interactions
+from avrec.data import Interactions, ItemFeatures, Vocabulary
 from avrec.exceptions import DataValidationError
 
 __all__ = ["FitData", "check_interactions", "check_item_features"]
@@ -88,7 +88,7 @@ def check_interactions(
     else:
         try:
             arr = np.asarray(X)
-        except Exception as exc:  # noqa: BLE001 - any conversion failure is bad input
+        except Exception as exc:  # any conversion failure is bad input
             raise DataValidationError(f"{name} could not be converted to a matrix: {exc}") from exc
         if arr.ndim != 2 or arr.dtype.kind not in "biuf":
             raise DataValidationError(
@@ -113,14 +113,17 @@ def check_interactions(
     return csr, interactions
 
 
-def check_item_features(item_features: Any, n_items: int) -> Any:
-    """Check that item features have one row per item.
+def check_item_features(item_features: Any, n_items: int, items: Vocabulary | None = None) -> Any:
+    """Check that item features have one row per item, aligning ``ItemFeatures`` to ``items``.
 
     Parameters
     ----------
-    item_features : None, array-like of shape (n_items, d), or object with ``concat()``
-        ``ItemFeatures`` objects are checked through ``concat()``'s shape.
+    item_features : None, array-like of shape (n_items, d), or ItemFeatures
+        ``ItemFeatures`` whose item ids differ from ``items`` are reordered to
+        follow ``items`` (every item needs features).
     n_items : int
+    items : Vocabulary, optional
+        Item ids of the interaction matrix's columns.
 
     Returns
     -------
@@ -134,6 +137,12 @@ def check_item_features(item_features: Any, n_items: int) -> Any:
     """
     if item_features is None:
         return None
+    if (
+        isinstance(item_features, ItemFeatures)
+        and items is not None
+        and item_features.items != items
+    ):
+        item_features = item_features.align(items)
     arr = item_features.concat() if hasattr(item_features, "concat") else item_features
     arr = np.asarray(arr)
     if arr.ndim != 2:

@@ -187,7 +187,9 @@ def save_arrays(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) 
     for key, value in arrays.items():
         arr = np.asarray(value)
         if arr.dtype == object:
-            raise PersistenceError(f"array {key!r} has dtype object and cannot be saved without pickle")
+            raise PersistenceError(
+                f"array {key!r} has dtype object and cannot be saved without pickle"
+            )
         clean[key] = arr
     with atomic_write(path, "wb") as fh:
         np.savez(fh, **clean)

@@ -11,7 +11,7 @@ from avrec.exceptions import ConfigurationError
 __all__ = ["check_random_state", "torch_seed"]
 
 
-def check_random_state(random_state: None | int | np.random.Generator) -> np.random.Generator:
+def check_random_state(random_state: int | np.random.Generator | None) -> np.random.Generator:
     """Return a :class:`numpy.random.Generator` for ``random_state``.
 
     Parameters
@@ -42,9 +42,7 @@ def check_random_state(random_state: None | int | np.random.Generator) -> np.ran
         return random_state
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
         if int(random_state) < 0:
-            raise ConfigurationError(
-                f"random_state must be a non-negative int, got {random_state}"
-            )
+            raise ConfigurationError(f"random_state must be a non-negative int, got {random_state}")
         return np.random.default_rng(int(random_state))
     raise ConfigurationError(
         "random_state must be None, an int or a numpy.random.Generator, "

@@ -102,7 +102,9 @@ def check_users(users: Any, n_users: int, *, name: str = "users") -> np.ndarray:
     if arr.ndim == 0:
         arr = arr.reshape(1)
     if arr.ndim != 1:
-        raise DataValidationError(f"{name} must be a 1-d array of row indices, got shape {arr.shape}")
+        raise DataValidationError(
+            f"{name} must be a 1-d array of row indices, got shape {arr.shape}"
+        )
     if arr.size == 0:
         return np.zeros(0, dtype=np.int64)
     if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
