@@ -134,6 +134,16 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
 
 
+def test_atomic_write_uses_default_permissions(tmp_path):
+    import os
+
+    with atomic_write(tmp_path / "f.txt", "w") as fh:
+        fh.write("x")
+    (tmp_path / "plain.txt").write_text("x")
+    mode = os.stat(tmp_path / "f.txt").st_mode & 0o777
+    assert mode == os.stat(tmp_path / "plain.txt").st_mode & 0o777
+
+
 def test_atomic_directory_keeps_old_dir_on_failure(tmp_path):
     target = tmp_path / "d"
     with atomic_directory(target) as tmp:

@@ -60,6 +60,8 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates 0600 files; give the result the permissions open() would
+        os.fchmod(fd, 0o666 & ~_UMASK)
         kwargs = {"encoding": "utf-8"} if mode == "w" else {}
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
@@ -218,6 +220,16 @@ def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         raise PersistenceError(f"{path}: file not found") from exc
     except (ValueError, OSError) as exc:
         raise PersistenceError(f"{path}: cannot read arrays ({exc})") from exc
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# read once at import: os.umask can only be read by setting it, which races with threads
+_UMASK = _current_umask()
 
 
 def _json_default(obj: Any) -> Any:
