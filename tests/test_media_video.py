@@ -167,7 +167,7 @@ def test_sparse_sampling_seeks_and_matches_linear_decoding(tmp_path, caplog):
     n = 600
     stream = (frame for frame in coded_frames(n, 16, 16))
     write_video(path, stream, 30, options={"g": "30", "preset": "ultrafast", "crf": "10"})
-    caplog.set_level(logging.DEBUG, logger="avrec.media._video")
+    caplog.set_level(logging.DEBUG, logger="avrec.media")
     sparse = read_video(path, num_frames=3)
     assert _seeks(caplog) >= 2
     targets = (np.arange(3) + 0.5) * (n / 30) / 3
