@@ -182,6 +182,37 @@ def test_sparse_sampling_seeks_and_matches_linear_decoding(tmp_path, caplog):
     np.testing.assert_array_equal(frame_index(dense.frames), expected % MOD)
 
 
+def _decoded(caplog) -> int:
+    found = [re.search(r"(\d+) decoded", r.getMessage()) for r in caplog.records]
+    return int([m for m in found if m][-1].group(1))
+
+
+def test_keyframe_seek_returns_keyframes_before_targets(tmp_path, caplog):
+    path = tmp_path / "long.mp4"
+    n, gop = 600, 30  # a keyframe every second at 30 fps
+    stream = (frame for frame in coded_frames(n, 16, 16))
+    write_video(path, stream, 30, options={"g": str(gop), "preset": "ultrafast", "crf": "10"})
+    caplog.set_level(logging.DEBUG, logger="avrec.media")
+    exact = read_video(path, num_frames=4)
+    exact_decoded = _decoded(caplog)
+    caplog.clear()
+    fast = read_video(path, num_frames=4, seek="keyframe")
+    assert _decoded(caplog) < exact_decoded
+    targets = (np.arange(4) + 0.5) * (n / 30) / 4
+    frames_at = np.round(fast.timestamps * 30).astype(int)
+    # each returned frame is the one its timestamp says, at most one GOP before its target
+    np.testing.assert_array_equal(frame_index(fast.frames), frames_at % MOD)
+    assert np.all(fast.timestamps <= targets + 1e-6)
+    assert np.all(targets - fast.timestamps < gop / 30 + 1e-6)
+    # the first target is closer to the start than a seek is worth: decoded exactly;
+    # the later ones are reached by seeking and are keyframes
+    assert frames_at[0] == int(targets[0] * 30)
+    assert np.all(frames_at[1:] % gop == 0)
+    assert tuple(fast.frames.shape) == tuple(exact.frames.shape)
+    with pytest.raises(ConfigurationError, match="seek must be"):
+        read_video(path, seek="nearest")
+
+
 def test_odd_frame_size(tmp_path):
     path = tmp_path / "odd.mp4"
     write_video(path, coded_frames(10, height=17, width=33), FPS)

@@ -127,8 +127,11 @@ class FrameSampler:
     otherwise one linear scan.
     """
 
-    def __init__(self, container, stream, origin, fps, name, strict, convert, seekable) -> None:
+    def __init__(
+        self, container, stream, origin, fps, name, strict, convert, seekable, exact=True
+    ) -> None:
         self.container, self.stream, self.name, self.strict = container, stream, name, strict
+        self.exact = exact
         self.origin, self.convert = origin, convert
         start = stream.start_time
         tb = stream.time_base
@@ -191,7 +194,18 @@ class FrameSampler:
         past_end = self.eof and self.prev is not None  # targets are increasing
         gap = (target - self._position()) * self.fps
         jump = not ahead and not past_end and self.can_seek and gap > self._seek_cost()
-        if jump:
+        if jump and not self.exact:
+            # keyframe mode: the first frame after the seek is the keyframe before
+            # the target; take it instead of decoding up to the target
+            self._restart(seek_to=target)
+            self.prev, self.next = self._read(), None
+            if self.prev is not None and self.prev[0] <= target + 1.5 / self.fps:
+                return self.prev[0], self.convert(self.prev[1])
+            logger.debug("%s: keyframe seek to %.3f s failed; scanning instead", self.name, target)
+            self.can_seek = False
+            self._restart(seek_to=0.0)
+            self._advance(target)
+        elif jump:
             self._restart(seek_to=target)
             count = self._advance(target)
             landed = self.next[0] if self.next is not None else -math.inf
@@ -246,6 +260,7 @@ class SampleRequest:
     sampling: str
     strict: bool
     random_state: Any
+    exact: bool = True
 
 
 @dataclass(frozen=True)
@@ -273,7 +288,15 @@ def sample_frames(
         )
     convert = FrameConverter(request.size)
     sampler = FrameSampler(
-        container, video, info.origin, fps, name, request.strict, convert, info.seekable
+        container,
+        video,
+        info.origin,
+        fps,
+        name,
+        request.strict,
+        convert,
+        info.seekable,
+        exact=request.exact,
     )
     targets = sample_targets(t0, t1, request.num_frames, request.sampling, request.random_state)
     times, arrays = [], []

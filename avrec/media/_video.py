@@ -59,6 +59,7 @@ def read_video(
     *,
     random_state: int | np.random.Generator | None = None,
     threads: int | None = None,
+    seek: str = "exact",
 ) -> VideoClip:
     """Decode ``num_frames`` frames sampled evenly over a video (or part of it).
 
@@ -100,6 +101,14 @@ def read_video(
     threads : int, optional
         FFmpeg decoding threads (``thread_type="AUTO"``); default one per core.
         Use 1 inside DataLoader workers.
+    seek : {"exact", "keyframe"}, default="exact"
+        ``"exact"`` decodes from the keyframe before each sparse target up to
+        the target (about half a keyframe interval of frames per target).
+        ``"keyframe"`` returns the keyframe itself when it seeks, so a sparse
+        target costs one decoded frame but may be up to one keyframe interval
+        early; the returned ``timestamps`` are the true times of the frames.
+        Dense targets are decoded exactly either way. Use it for long videos
+        where the content changes slowly compared with the keyframe interval.
 
     Returns
     -------
@@ -146,7 +155,9 @@ def read_video(
         raise ConfigurationError(f"sampling must be 'uniform' or 'random', got {sampling!r}")
     index = check_positive_int(stream, "stream", minimum=0)
     threads = None if threads is None else check_positive_int(threads, "threads")
-    request = SampleRequest(n, size, start, end, sampling, strict, random_state)
+    if seek not in ("exact", "keyframe"):
+        raise ConfigurationError(f"seek must be 'exact' or 'keyframe', got {seek!r}")
+    request = SampleRequest(n, size, start, end, sampling, strict, random_state, seek == "exact")
     rewind = rewinder(source)
     info: StreamFacts | None = None
     for _ in range(3):  # 2nd/3rd pass only for raw streams: no duration, or no seeking
