@@ -144,6 +144,16 @@ def test_atomic_write_uses_default_permissions(tmp_path):
     assert mode == os.stat(tmp_path / "plain.txt").st_mode & 0o777
 
 
+def test_atomic_directory_uses_default_permissions(tmp_path):
+    import os
+
+    with atomic_directory(tmp_path / "d"):
+        pass
+    (tmp_path / "plain").mkdir()
+    mode = os.stat(tmp_path / "d").st_mode & 0o777
+    assert mode == os.stat(tmp_path / "plain").st_mode & 0o777
+
+
 def test_atomic_directory_keeps_old_dir_on_failure(tmp_path):
     target = tmp_path / "d"
     with atomic_directory(target) as tmp:
