@@ -11,6 +11,7 @@ Examples
 3
 """
 
+from avrec.data._av_corpus import AVCorpus, make_av_corpus
 from avrec.data._interactions import Interactions
 from avrec.data._item_features import ItemFeatures
 from avrec.data._movielens import MOVIELENS_URL, load_movielens
@@ -26,6 +27,7 @@ from avrec.data._synthetic import make_interactions
 from avrec.data._vocabulary import Vocabulary
 
 __all__ = [
+    "AVCorpus",
     "ColdItemSplit",
     "Interactions",
     "ItemFeatures",
@@ -35,6 +37,7 @@ __all__ = [
     "cold_item_split",
     "leave_last_out",
     "load_movielens",
+    "make_av_corpus",
     "make_interactions",
     "random_split",
     "temporal_split",
