@@ -169,7 +169,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-per-user", type=int, default=20)
     parser.add_argument("--max-per-user", type=int, default=50)
     parser.add_argument("--test-frac", type=float, default=0.2)
-    parser.add_argument("--model", choices=("random", "popularity"), default="random")
+    parser.add_argument(
+        "--model",
+        choices=("avrec-popularity", "random", "popularity"),
+        default="avrec-popularity",
+        help="avrec-popularity: avrec.recommenders.Popularity through the Recommender base "
+        "(dense scores per batch, torch top-k); random/popularity: stand-alone fakes",
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="default: evaluate's own")
     parser.add_argument("--tracemalloc", action="store_true", help="also trace allocations")
     parser.add_argument("--seed", type=int, default=0)
@@ -180,7 +186,14 @@ def main(argv: list[str] | None = None) -> None:
         args.users, args.items, args.min_per_user, args.max_per_user, args.test_frac, args.seed
     )
     make_s = time.perf_counter() - t0
-    model = RandomScores(args.items, args.seed) if args.model == "random" else PopularityLike(train)
+    if args.model == "avrec-popularity":
+        from avrec.recommenders import Popularity
+
+        model = Popularity().fit(train)
+    elif args.model == "random":
+        model = RandomScores(args.items, args.seed)
+    else:
+        model = PopularityLike(train)
     resettable = reset_peak()
     from avrec.evaluation._evaluate import _default_batch_size
 
