@@ -71,7 +71,7 @@ def _dense_presence(arr: np.ndarray) -> np.ndarray | None:
 
 
 class Vocabulary:
-    """An ordered set of external ids, each mapped to a row index ``0 .. n-1``.
+    """An ordered set of external ids, each mapped to a row index in ``[0, n)``.
 
     Lookups are vectorised (binary search over a sorted copy), so mapping a
     million ids costs a few milliseconds. Ids are integers or strings; a

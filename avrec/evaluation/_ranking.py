@@ -270,6 +270,7 @@ def precision_at_k(
     model that returns fewer than ``k`` items is not rewarded for it.
 
     {shared}
+
     See Also
     --------
     recall_at_k, truncated_recall_at_k
@@ -299,6 +300,7 @@ def recall_at_k(
     divided by ``min(|relevant|, k)``.
 
     {shared}
+
     See Also
     --------
     truncated_recall_at_k, precision_at_k
@@ -325,6 +327,7 @@ def truncated_recall_at_k(
     libraries report as precision).
 
     {shared}
+
     See Also
     --------
     recall_at_k
@@ -349,6 +352,7 @@ def f1_at_k(
     Per user ``2PR / (P + R) = 2 hits / (k + |relevant|)``, 0 without hits.
 
     {shared}
+
     Examples
     --------
     >>> import numpy as np, scipy.sparse as sp
@@ -370,6 +374,7 @@ def ndcg_at_k(
     the ideal DCG of ``min(|relevant|, k)`` hits at the top.
 
     {shared}
+
     Examples
     --------
     >>> import numpy as np, scipy.sparse as sp
@@ -392,6 +397,7 @@ def map_at_k(
     ``min(|relevant|, k)``, so a perfect list scores 1.
 
     {shared}
+
     Examples
     --------
     >>> import numpy as np, scipy.sparse as sp
@@ -410,6 +416,7 @@ def mrr_at_k(
     """Mean reciprocal rank at k: ``1 / rank`` of the first hit (1-based), 0 without a hit.
 
     {shared}
+
     Examples
     --------
     >>> import numpy as np, scipy.sparse as sp
@@ -428,6 +435,7 @@ def hit_rate_at_k(
     """Hit rate at k: 1 if any of the first ``k`` recommendations is relevant, else 0.
 
     {shared}
+
     Examples
     --------
     >>> import numpy as np, scipy.sparse as sp
