@@ -16,6 +16,6 @@ Examples
 from avrec.recommenders._base import Recommender
 from avrec.recommenders._input import FitData
 from avrec.recommenders._topk import top_k
-from avrec.recommenders.cf import EASE, ItemKNN, Popularity
+from avrec.recommenders.cf import ALS, BPR, EASE, ItemKNN, Popularity
 
-__all__ = ["EASE", "FitData", "ItemKNN", "Popularity", "Recommender", "top_k"]
+__all__ = ["ALS", "BPR", "EASE", "FitData", "ItemKNN", "Popularity", "Recommender", "top_k"]
