@@ -10,8 +10,15 @@ Three layers, each usable on its own:
 * :mod:`avrec.features.nn`: the encoder architectures (CNNs over frames and
   log-mel patches, a temporal LSTM, DCGAN).
 
-The transform and architecture classes are re-exported here; the functions stay
-in :mod:`avrec.features.functional`.
+* :mod:`avrec.features.encoders`: estimators that train those architectures
+  self-supervised and embed clips (:class:`VideoEncoder`, :class:`AudioEncoder`,
+  :class:`GANEncoder`, :class:`AVCorrespondence`);
+* :class:`FeatureExtractor`: a catalogue of media files to
+  :class:`~avrec.data.ItemFeatures`, decoding in DataLoader workers, with a
+  content-hash cache.
+
+The transform, architecture and encoder classes are re-exported here; the
+functions stay in :mod:`avrec.features.functional`.
 
 Examples
 --------
@@ -24,7 +31,9 @@ Examples
 torch.Size([2, 16])
 """
 
-from avrec.features import functional, nn, transforms
+from avrec.features import encoders, functional, nn, transforms
+from avrec.features._extractor import FeatureExtractor, MediaDataset, collate_media
+from avrec.features.encoders import AudioEncoder, AVCorrespondence, GANEncoder, VideoEncoder
 from avrec.features.nn import (
     AudioCNN,
     DCGANDiscriminator,
@@ -44,19 +53,27 @@ from avrec.features.transforms import (
 )
 
 __all__ = [
+    "AVCorrespondence",
     "AudioCNN",
+    "AudioEncoder",
     "DCGANDiscriminator",
     "DCGANGenerator",
+    "FeatureExtractor",
     "FrameAugment",
     "FrameCNN",
+    "GANEncoder",
     "LogMelSpectrogram",
+    "MediaDataset",
     "NormalizeFrames",
     "ResizeFrames",
     "SpecAugment",
     "TemporalLSTM",
     "TemporalPooling",
     "VGGishPatches",
+    "VideoEncoder",
     "WaveformAugment",
+    "collate_media",
+    "encoders",
     "functional",
     "nn",
     "transforms",
