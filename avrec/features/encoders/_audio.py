@@ -13,8 +13,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from avrec.exceptions import ConfigurationError, DataValidationError
-from avrec.features.encoders._base import BaseEncoder, check_float, check_int
-from avrec.features.encoders._video import _POOLING, lengths_to_mask
+from avrec.features.encoders._base import (
+    BaseEncoder,
+    check_backbone_params,
+    check_float,
+    check_int,
+)
+from avrec.features.encoders._video import lengths_to_mask
 from avrec.features.functional import vggish_patches
 from avrec.features.nn import AudioCNN, TemporalLSTM
 from avrec.features.transforms import LogMelSpectrogram, SpecAugment, WaveformAugment
@@ -334,15 +339,8 @@ validation_fraction, early_stopping_patience, device, random_state, verbose
         check_int(self.sample_rate, "sample_rate", 8000)
         check_int(self.n_mels, "n_mels", 1)
         check_float(self.crop_seconds, "crop_seconds", 0.0)
-        check_int(self.projection_dim, "projection_dim", 1)
-        check_float(self.temperature, "temperature", 0.0)
-        if self.pooling not in _POOLING:
-            raise ConfigurationError(f"pooling must be one of {_POOLING}, got {self.pooling!r}")
-        if self.lstm_hidden_dim is not None:
-            check_int(self.lstm_hidden_dim, "lstm_hidden_dim", 1)
+        check_backbone_params(self)
         if self.augment is not None:
-            if not isinstance(self.augment, dict):
-                raise ConfigurationError(f"augment must be a dict, got {self.augment!r}")
             unknown = set(self.augment) - set(_AUDIO_AUGMENT)
             if unknown:
                 raise ConfigurationError(

@@ -37,7 +37,14 @@ from avrec.exceptions import (
     NotFittedError,
     PersistenceError,
 )
-from avrec.utils import atomic_directory, check_random_state, progress, read_json, torch_seed
+from avrec.utils import (
+    atomic_directory,
+    check_positive_int,
+    check_random_state,
+    progress,
+    read_json,
+    torch_seed,
+)
 
 __all__ = ["BaseEncoder", "TrainingLoop", "nt_xent_loss"]
 
@@ -108,10 +115,6 @@ def resolve_device(device: Any) -> torch.device:
     return dev
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def _is_real(value: Any) -> bool:
     return (
         isinstance(value, numbers.Real)
@@ -122,9 +125,7 @@ def _is_real(value: Any) -> bool:
 
 def check_int(value: Any, name: str, minimum: int) -> int:
     """An int ``>= minimum`` or a :class:`ConfigurationError` naming ``name``."""
-    if not _is_int(value) or value < minimum:
-        raise ConfigurationError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
+    return check_positive_int(value, name, minimum=minimum)
 
 
 def check_float(value: Any, name: str, low: float, high: float | None = None) -> float:
@@ -133,6 +134,22 @@ def check_float(value: Any, name: str, low: float, high: float | None = None) ->
         upper = "" if high is None else f" and <= {high}"
         raise ConfigurationError(f"{name} must be a number > {low}{upper}, got {value!r}")
     return float(value)
+
+
+#: Temporal pooling modes the contrastive encoders accept.
+POOLING = ("mean", "attention", "max")
+
+
+def check_backbone_params(encoder: Any) -> None:
+    """Validate what the contrastive encoders share: head, pooling, LSTM width, augment dict."""
+    check_int(encoder.projection_dim, "projection_dim", 1)
+    check_float(encoder.temperature, "temperature", 0.0)
+    if encoder.pooling not in POOLING:
+        raise ConfigurationError(f"pooling must be one of {POOLING}, got {encoder.pooling!r}")
+    if encoder.lstm_hidden_dim is not None:
+        check_int(encoder.lstm_hidden_dim, "lstm_hidden_dim", 1)
+    if encoder.augment is not None and not isinstance(encoder.augment, dict):
+        raise ConfigurationError(f"augment must be a dict, got {encoder.augment!r}")
 
 
 def _weights_digest(module: nn.Module) -> str:

@@ -11,7 +11,11 @@ import torch
 from torch import nn
 
 from avrec.exceptions import ConfigurationError, DataValidationError
-from avrec.features.encoders._base import BaseEncoder, check_float, check_int
+from avrec.features.encoders._base import (
+    BaseEncoder,
+    check_backbone_params,
+    check_int,
+)
 from avrec.features.functional import resize_frames
 from avrec.features.nn import FrameCNN, TemporalLSTM
 from avrec.features.transforms import FrameAugment, NormalizeFrames
@@ -19,7 +23,6 @@ from avrec.media import VideoClip, read_video
 
 __all__ = ["VideoEncoder"]
 
-_POOLING = ("mean", "attention", "max")
 _FRAME_AUGMENT = {
     "scale": (0.35, 1.0),
     "flip_p": 0.5,
@@ -311,15 +314,8 @@ class VideoEncoder(BaseEncoder):
     def _check_own_params(self) -> None:
         check_int(self.frames, "frames", 1)
         check_int(self.frame_size, "frame_size", 1)
-        check_int(self.projection_dim, "projection_dim", 1)
-        check_float(self.temperature, "temperature", 0.0)
-        if self.pooling not in _POOLING:
-            raise ConfigurationError(f"pooling must be one of {_POOLING}, got {self.pooling!r}")
-        if self.lstm_hidden_dim is not None:
-            check_int(self.lstm_hidden_dim, "lstm_hidden_dim", 1)
+        check_backbone_params(self)
         if self.augment is not None:
-            if not isinstance(self.augment, dict):
-                raise ConfigurationError(f"augment must be a dict, got {self.augment!r}")
             try:
                 FrameAugment(**{**_FRAME_AUGMENT, **self.augment})
             except TypeError as exc:
