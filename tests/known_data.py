@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from avrec.data import Interactions
+from avrec.data import Interactions, ItemFeatures
 
 
 def block_interactions(
@@ -35,3 +35,24 @@ def block_interactions(
         item_ids=[f"i{i}" for i in range(n_items)],
         timestamps=ts,
     )
+
+
+def block_item_features(
+    n_items: int = 60, n_groups: int = 4, seed: int = 0, noise: float = 0.5
+) -> ItemFeatures:
+    """Content features for :func:`block_interactions`: each modality encodes the item's group.
+
+    ``"audio"`` (8 dims) and ``"video"`` (6 dims) are noisy one-hot-like codes
+    of the item group (``i % n_groups``), so a content model can tell the
+    blocks apart from features alone, also for items without interactions.
+    Row ids are ``i0 .. i{n_items-1}`` like the interaction fixture's items.
+    """
+    rng = np.random.default_rng(seed + 1000)
+    item_group = np.arange(n_items) % n_groups
+    mods = {}
+    for name, dim in (("audio", 8), ("video", 6)):
+        centres = rng.normal(size=(n_groups, dim))
+        mods[name] = (centres[item_group] + noise * rng.normal(size=(n_items, dim))).astype(
+            np.float32
+        )
+    return ItemFeatures(mods, items=[f"i{i}" for i in range(n_items)])

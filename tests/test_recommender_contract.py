@@ -12,7 +12,7 @@ import inspect
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from known_data import block_interactions
+from known_data import block_interactions, block_item_features
 from sklearn.base import clone
 
 import avrec.recommenders as recommenders
@@ -42,6 +42,17 @@ def make(cls: type[Recommender], **extra) -> Recommender:
     return cls(**params)
 
 
+def fit(model: Recommender, X) -> Recommender:
+    """Fit ``model`` on ``X``, with the fixture's content features when the model uses them."""
+    if not getattr(model, "_uses_item_features", False):
+        return model.fit(X)
+    features = block_item_features()
+    n_items = X.shape[1] if hasattr(X, "shape") and len(X.shape) == 2 else features.n_items
+    if n_items != features.n_items:  # deliberately malformed X: let fit report it
+        features = None
+    return model.fit(X, item_features=features)
+
+
 @pytest.fixture(scope="module")
 def data():
     return block_interactions()
@@ -67,7 +78,7 @@ def test_discovery_finds_models():
 class TestContract:
     def test_fit_returns_self_and_sets_attributes(self, cls, data):
         model = make(cls)
-        assert model.fit(data) is model
+        assert fit(model, data) is model
         assert model.n_users_ == data.n_users and model.n_items_ == data.n_items
         assert model.users_ == data.users and model.items_ == data.items
 
@@ -89,22 +100,22 @@ class TestContract:
 
     def test_second_fit_starts_over(self, cls, data):
         small = data.subset(users=np.arange(20))
-        fresh = make(cls).fit(small)
-        refit = make(cls).fit(data).fit(small)
+        fresh = fit(make(cls), small)
+        refit = fit(fit(make(cls), data), small)
         assert refit.n_users_ == 20
         np.testing.assert_allclose(refit.score_items(), fresh.score_items(), rtol=1e-5, atol=1e-6)
 
     def test_failed_fit_keeps_previous_state(self, cls, data):
-        model = make(cls).fit(data)
+        model = fit(make(cls), data)
         before = model.score_items([0, 1])
         bad = data.matrix.copy()
         bad.data[0] = np.nan
         with pytest.raises(DataValidationError, match="NaN"):
-            model.fit(bad)
+            fit(model, bad)
         np.testing.assert_array_equal(model.score_items([0, 1]), before)
 
     def test_batch_equals_single(self, cls, data):
-        model = make(cls).fit(data)
+        model = fit(make(cls), data)
         users = np.arange(data.n_users)
         idx_all, sc_all = model.recommend(users, k=7)
         idx_b, sc_b = model.recommend(users, k=7, batch_size=3)
@@ -116,7 +127,7 @@ class TestContract:
             np.testing.assert_allclose(sc_1[0], sc_all[u], rtol=1e-6)
 
     def test_seen_items_excluded(self, cls, data):
-        model = make(cls).fit(data)
+        model = fit(make(cls), data)
         idx, _ = model.recommend(k=data.n_items)
         seen = data.matrix.toarray() > 0
         for u in range(data.n_users):
@@ -127,7 +138,7 @@ class TestContract:
         assert (idx_all >= 0).all()
 
     def test_scores_sorted_and_consistent_with_predict(self, cls, data):
-        model = make(cls).fit(data)
+        model = fit(make(cls), data)
         idx, scores = model.recommend(np.arange(10), k=5)
         assert np.all(np.diff(scores, axis=1) <= 0)
         pairs = np.column_stack([np.repeat(np.arange(10), 5), idx.ravel()])
@@ -136,7 +147,7 @@ class TestContract:
         np.testing.assert_allclose(np.take_along_axis(full, idx, 1), scores, rtol=1e-5, atol=1e-6)
 
     def test_unknown_users_raise(self, cls, data):
-        model = make(cls).fit(data)
+        model = fit(make(cls), data)
         for bad in ([-1], [data.n_users]):
             with pytest.raises(DataValidationError, match="out of range"):
                 model.recommend(bad)
@@ -144,7 +155,7 @@ class TestContract:
             model.predict([[data.n_users, 0]])
 
     def test_new_users_from_history(self, cls, data):
-        model = make(cls).fit(data)
+        model = fit(make(cls), data)
         hist = data.matrix[:4]
         idx_x, _ = model.recommend(k=5, X=hist)
         assert idx_x.shape == (4, 5)
@@ -159,14 +170,14 @@ class TestContract:
         copy = clone(model)
         assert copy.get_params() == model.get_params()
         assert copy is not model
-        fitted = make(cls).fit(data)
+        fitted = fit(make(cls), data)
         assert not hasattr(clone(fitted), "n_items_")
         name = next(iter(model.get_params()), None)
         if name is not None:
             assert model.set_params(**{name: model.get_params()[name]}) is model
 
     def test_save_load_round_trip(self, cls, data, tmp_path):
-        model = make(cls).fit(data)
+        model = fit(make(cls), data)
         model.save(tmp_path / "model")
         loaded = cls.load(tmp_path / "model")
         assert type(loaded) is cls
@@ -181,7 +192,7 @@ class TestContract:
         assert cls.load(tmp_path / "model").n_items_ == data.n_items
 
     def test_load_rejects_other_class(self, cls, data, tmp_path):
-        make(cls).fit(data).save(tmp_path / "m")
+        fit(make(cls), data).save(tmp_path / "m")
 
         class Other(Recommender):
             pass
@@ -192,27 +203,27 @@ class TestContract:
             cls.load(tmp_path / "missing")
 
     def test_reproducible_with_seed(self, cls, data):
-        a = make(cls).fit(data).score_items()
-        b = make(cls).fit(data).score_items()
+        a = fit(make(cls), data).score_items()
+        b = fit(make(cls), data).score_items()
         np.testing.assert_array_equal(a, b)
 
     def test_accepts_sparse_and_dense(self, cls, data):
         dense = data.matrix.toarray()
-        a = make(cls).fit(data.matrix).score_items()
-        b = make(cls).fit(dense).score_items()
+        a = fit(make(cls), data.matrix).score_items()
+        b = fit(make(cls), dense).score_items()
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
     def test_bad_input(self, cls, data):
         model = make(cls)
         with pytest.raises(DataValidationError, match="empty"):
-            model.fit(sp.csr_matrix((3, 4), dtype=np.float32))
+            fit(model, sp.csr_matrix((3, 4), dtype=np.float32))
         neg = data.matrix.copy()
         neg.data[0] = -1
         with pytest.raises(DataValidationError, match="negative"):
-            model.fit(neg)
+            fit(model, neg)
         with pytest.raises(DataValidationError, match="2-d"):
-            model.fit(np.ones(5))
-        model.fit(data)
+            fit(model, np.ones(5))
+        fit(model, data)
         with pytest.raises(DataValidationError, match="k must be a positive int"):
             model.recommend([0], k=0)
         with pytest.raises(DataValidationError, match="item columns"):
@@ -226,7 +237,7 @@ class TestContract:
         train, test = holdout(data)
         hits = {}
         for name, model in (("model", make(cls)), ("pop", Popularity())):
-            model.fit(train)
+            fit(model, train)
             idx, _ = model.recommend(k=5)
             truth = test.matrix.toarray() > 0
             valid = idx >= 0
@@ -234,3 +245,21 @@ class TestContract:
                 valid
             ].sum()
         assert hits["model"] > hits["pop"] * 1.2, hits
+
+    def test_cold_items_scored_from_features(self, cls, data):
+        if not getattr(cls, "_uses_item_features", False):
+            pytest.skip("the model does not use item features")
+        # items 1, 5, 9, ... of group 1 and 2, 6, 10, ... of group 2 lose all interactions
+        cold = np.r_[np.arange(1, 60, 4)[:5], np.arange(2, 60, 4)[:5]]
+        train = data.matrix.tolil()
+        train[:, cold] = 0
+        train = sp.csr_matrix(train)
+        train.eliminate_zeros()
+        model = make(cls).fit(train, item_features=block_item_features())
+        group1_users = np.arange(1, data.n_users, 4)
+        scores = model.score_items(group1_users, cold)
+        assert np.isfinite(scores).all()
+        own, other = scores[:, :5].mean(), scores[:, 5:].mean()
+        assert own > other, (own, other)
+        idx, _ = model.recommend(group1_users, k=3, items=cold)
+        assert np.isin(idx, cold[:5]).mean() > 0.8

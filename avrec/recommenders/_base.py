@@ -81,6 +81,9 @@ class Recommender(BaseEstimator):
 
     #: Whether :meth:`partial_fit` updates the model incrementally.
     _supports_partial_fit: ClassVar[bool] = False
+    #: Whether ``fit`` uses ``item_features`` (content-aware models); such a model
+    #: can score items without interactions (cold start) from their features.
+    _uses_item_features: ClassVar[bool] = False
     #: Small, fast hyperparameters used by the contract test suite.
     _test_params: ClassVar[dict[str, Any]] = {}
 
