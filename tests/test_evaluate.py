@@ -346,3 +346,24 @@ def test_all_is_sorted_and_complete():
     assert names == sorted(names)
     public = {n for n in dir(avrec.evaluation) if not n.startswith("_")}
     assert public == set(names)
+
+
+def test_items_restricts_candidates():
+    from avrec.data import cold_item_split, make_interactions
+    from avrec.recommenders import Popularity
+
+    X = make_interactions(80, 40, density=0.15, random_state=0)
+    train, test, cold = cold_item_split(X, test_size=0.25, random_state=0)
+    model = Popularity().fit(train)
+    res = evaluate(model, train, test, k=5, metrics=("ndcg", "recall"), items=cold, per_user=True)
+    # reference: rank only the cold items by the model's own scores
+    users = res.users
+    scores = model.score_items(users)[:, cold]
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :5]
+    top = cold[order]
+    truth = test.matrix[users].toarray() > 0
+    hits = truth[np.arange(users.size)[:, None], top]
+    recall = hits.sum(1) / truth.sum(1)
+    np.testing.assert_allclose(res["recall@5"], recall.mean())
+    with pytest.raises(DataValidationError, match="items"):
+        evaluate(model, train, test, k=5, items=[X.n_items])

@@ -26,6 +26,14 @@ RUNS = {
         ["--items", "6", "--users", "8", "--seconds", "0.5"],
         ["interactions: Interactions(", "decoded 6 of 7 files", "ItemKNN recommends to"],
     ),
+    "custom_encoder.py": (
+        ["--items", "16", "--duration", "0.5", "--epochs", "1"],
+        [
+            "embeddings identical: True",
+            "custom encoder: HueHistogramNet",
+            "shares the genre (video)",
+        ],
+    ),
     "synthetic_corpus.py": (
         ["--items", "12", "--users", "30", "--duration", "0.5"],
         ["corpus: 12 items", "random_split:", "EASE"],

@@ -231,6 +231,7 @@ def evaluate(
     batch_size: int | None = None,
     item_features: Any = None,
     per_user: bool = False,
+    items: Any = None,
 ) -> EvaluationResult:
     """Rank every item a user has not seen in ``train`` and score the ranking against ``test``.
 
@@ -274,6 +275,12 @@ def evaluate(
         Required by ``"diversity"``.
     per_user : bool, default=False
         Also keep per-user values in ``result.per_user``.
+    items : array-like of int, shape (n_candidates,), optional
+        Rank only these item columns (passed to ``model.recommend(items=...)``),
+        e.g. the cold items of :func:`~avrec.data.cold_item_split` for the
+        usual cold-start protocol. Relevant test items outside the candidates
+        still count in recall's denominator; coverage stays relative to the
+        whole catalogue.
 
     Returns
     -------
@@ -352,6 +359,15 @@ def evaluate(
                 f"item_features has {features.shape[0]} rows but there are {n_items} items"
             )
     info = _self_information(train_csr)[0] if "novelty" in names else None
+    candidates = None
+    if items is not None:
+        candidates = np.unique(np.asarray(items).ravel())
+        if candidates.size == 0 or candidates.dtype.kind not in "iu":
+            raise DataValidationError(
+                f"items must be a non-empty 1-d array of item indices, got {np.asarray(items)!r}"
+            )
+        if candidates[0] < 0 or candidates[-1] >= n_items:
+            raise DataValidationError(f"items: indices must lie in [0, {n_items})")
     if batch_size is None:
         batch_size = _default_batch_size(n_items)
     elif (
@@ -389,7 +405,7 @@ def evaluate(
     for start in range(0, users.size, batch_size):
         batch = users[start : start + batch_size]
         seen = train_csr[batch]
-        top = _recommend_batch(model, batch, k_max, seen, n_items)
+        top = _recommend_batch(model, batch, k_max, seen, n_items, candidates)
         hits = _hit_matrix(top, test_csr[batch])
         n_rel = n_relevant[batch]
         for c in cutoffs:
@@ -425,9 +441,19 @@ def evaluate(
     )
 
 
-def _recommend_batch(model: Any, batch: np.ndarray, k: int, seen: Any, n_items: int) -> np.ndarray:
+def _recommend_batch(
+    model: Any,
+    batch: np.ndarray,
+    k: int,
+    seen: Any,
+    n_items: int,
+    candidates: np.ndarray | None = None,
+) -> np.ndarray:
     """Call ``model.recommend`` for one batch; validate, pad and check exclusions."""
-    out = model.recommend(batch, k=k, exclude_seen=False, exclude=seen)
+    if candidates is None:
+        out = model.recommend(batch, k=k, exclude_seen=False, exclude=seen)
+    else:
+        out = model.recommend(batch, k=k, exclude_seen=False, exclude=seen, items=candidates)
     if not isinstance(out, tuple) or len(out) != 2:
         raise DataValidationError(
             f"model.recommend must return a tuple (item_indices, scores), got {type(out).__name__}"
@@ -440,6 +466,10 @@ def _recommend_batch(model: Any, batch: np.ndarray, k: int, seen: Any, n_items: 
         )
     if top.shape[1] < k:  # a model that clipped k to its candidates: pad
         top = np.pad(top, ((0, 0), (0, k - top.shape[1])), constant_values=-1)
+    if candidates is not None:
+        valid = top >= 0
+        if not np.isin(top[valid], candidates).all():
+            raise DataValidationError("model.recommend returned items outside items=")
     leaked = _hit_matrix(top, seen)
     if leaked.any():
         row, col = np.argwhere(leaked)[0]
