@@ -256,7 +256,14 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert {r["name"] for r in record["rows"]} >= {"Random", "HybridBlend"}
     from matplotlib.image import imread
 
-    for png in ("metrics_warm.png", "cold_vs_warm.png"):
+    assert "## Explanations" in text and "because of" in text and "Counterfactual" in text
+    assert "(Section" not in text  # no optional section failed
+    for png in (
+        "metrics_warm.png",
+        "cold_vs_warm.png",
+        "explanation_contributions.png",
+        "modality_importance.png",
+    ):
         img = imread(report_dir / png)
         assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 400
     # the second run reuses the cached corpus and features

@@ -335,9 +335,9 @@ def demo_models(seed: int = 0, verbose: bool = False) -> dict[str, tuple[str, Ca
         "Popularity": ("baseline", lambda: Popularity()),
         "ALS": (
             "cf",
-            lambda: ALS(factors=32, regularization=10.0, iterations=15, random_state=seed),
+            lambda: ALS(factors=32, regularization=50.0, iterations=15, random_state=seed),
         ),
-        "EASE": ("cf", lambda: EASE(l2=50.0)),
+        "EASE": ("cf", lambda: EASE(l2=200.0)),
         "ContentKNN": ("content", lambda: ContentKNN()),
         "VBPR": (
             "hybrid",
@@ -350,7 +350,7 @@ def demo_models(seed: int = 0, verbose: bool = False) -> dict[str, tuple[str, Ca
         "HybridBlend": (
             "hybrid",
             lambda: HybridBlend(
-                components=[("ease", EASE(l2=50.0)), ("content", ContentKNN())],
+                components=[("ease", EASE(l2=200.0)), ("content", ContentKNN())],
                 weights="fit",
                 random_state=seed,
             ),

@@ -17,5 +17,22 @@ from avrec.recommenders._base import Recommender
 from avrec.recommenders._input import FitData
 from avrec.recommenders._topk import top_k
 from avrec.recommenders.cf import ALS, BPR, EASE, ItemKNN, Popularity
+from avrec.recommenders.content import ContentKNN, FeatureToFactor
+from avrec.recommenders.hybrid import VBPR, HybridBlend
+from avrec.recommenders.sequential import SequentialLSTM
 
-__all__ = ["ALS", "BPR", "EASE", "FitData", "ItemKNN", "Popularity", "Recommender", "top_k"]
+__all__ = [
+    "ALS",
+    "BPR",
+    "ContentKNN",
+    "EASE",
+    "FeatureToFactor",
+    "FitData",
+    "HybridBlend",
+    "ItemKNN",
+    "Popularity",
+    "Recommender",
+    "SequentialLSTM",
+    "VBPR",
+    "top_k",
+]

@@ -15,7 +15,13 @@ from avrec._version import __version__
 from avrec.data import Interactions
 from avrec.exceptions import DataValidationError, NotFittedError, PersistenceError
 from avrec.recommenders._input import FitData, check_interactions, check_item_features
-from avrec.recommenders._state import decode_state, encode_state, resolve_class
+from avrec.recommenders._state import (
+    decode_params,
+    decode_state,
+    encode_params,
+    encode_state,
+    resolve_class,
+)
 from avrec.recommenders._topk import mask_entries, top_k
 from avrec.utils import (
     atomic_directory,
@@ -84,6 +90,11 @@ class Recommender(BaseEstimator):
     #: Whether ``fit`` uses ``item_features`` (content-aware models); such a model
     #: can score items without interactions (cold start) from their features.
     _uses_item_features: ClassVar[bool] = False
+    #: Whether ``_score`` takes ``timestamps=`` (sequence-aware models): the
+    #: timestamps of ``X=`` histories given as an Interactions, aligned with the
+    #: entries of ``X_users``; None for training users (the model keeps their
+    #: order itself) and for histories without timestamps.
+    _uses_timestamps: ClassVar[bool] = False
     #: Small, fast hyperparameters used by the contract test suite.
     _test_params: ClassVar[dict[str, Any]] = {}
 
@@ -248,12 +259,14 @@ class Recommender(BaseEstimator):
             For out-of-range users or items.
         """
         self._check_fitted()
-        user_rows, hist, from_train = self._query(users, X)
+        user_rows, hist, from_train, times = self._query(users, X)
         item_idx = None if items is None else _check_items(items, self.n_items_)
         width = self.n_items_ if item_idx is None else item_idx.size
         out = np.empty((user_rows.size, width), dtype=np.float32)
         for sl in self._batches(user_rows.size, batch_size):
-            scores = self._score_block(user_rows[sl] if from_train else None, hist[sl])
+            scores = self._score_block(
+                user_rows[sl] if from_train else None, hist[sl], _block_times(times, hist, sl)
+            )
             out[sl] = scores if item_idx is None else scores[:, item_idx]
         return out
 
@@ -304,7 +317,7 @@ class Recommender(BaseEstimator):
         """
         self._check_fitted()
         k = check_top_k(k)
-        user_rows, hist, from_train = self._query(users, X)
+        user_rows, hist, from_train, times = self._query(users, X)
         n_query = user_rows.size
         allowed = None
         if items is not None:
@@ -319,7 +332,9 @@ class Recommender(BaseEstimator):
         out_idx = np.empty((n_query, k), dtype=np.int64)
         out_val = np.empty((n_query, k), dtype=np.float32)
         for sl in self._batches(n_query, batch_size):
-            scores = self._score_block(user_rows[sl] if from_train else None, hist[sl])
+            scores = self._score_block(
+                user_rows[sl] if from_train else None, hist[sl], _block_times(times, hist, sl)
+            )
             if exclude_seen:
                 mask_entries(scores, hist[sl])
             if exclude is not None:
@@ -369,8 +384,12 @@ class Recommender(BaseEstimator):
         """Save the fitted model to a directory (``params.json`` + ``state.npz``), atomically.
 
         No pickle is involved: hyperparameters go to JSON and fitted arrays to
-        an ``.npz`` file. An existing directory is replaced only once the new
-        one is complete.
+        an ``.npz`` file. Hyperparameters that are estimators (a wrapped base
+        model, the components of a blend) are stored as their class and
+        parameters, recursively; fitted attributes that are fitted models (or
+        lists of them) are saved by their own ``save`` logic into
+        subdirectories named after the attribute. An existing directory is
+        replaced only once the new one is complete.
 
         Parameters
         ----------
@@ -385,18 +404,25 @@ class Recommender(BaseEstimator):
             If a hyperparameter or fitted attribute cannot be stored without pickle.
         """
         self._check_fitted()
-        params = {}
-        for name, value in self.get_params(deep=False).items():
-            if isinstance(value, np.random.Generator):
-                value = None  # generator state is not persisted; fitted state is
-            try:
-                arrays, meta = encode_state({name: value})
-            except PersistenceError:
-                arrays, meta = {}, {name: {"type": "unsupported"}}
-            if arrays or meta[name]["type"] != "json":
-                raise PersistenceError(f"hyperparameter {name}={value!r} cannot be saved as JSON")
-            params[name] = meta[name]["value"]
-        arrays, meta = encode_state(self._fitted_state())
+        with atomic_directory(path) as tmp:
+            self._write(tmp)
+
+    def _write(self, directory: Path) -> None:
+        """Write ``params.json``, ``state.npz`` and one subdirectory per fitted sub-model."""
+        params = encode_params(self.get_params(deep=False))
+        state = self._fitted_state()
+        nested = {name: value for name, value in state.items() if _sub_models(value) is not None}
+        arrays, meta = encode_state({k: v for k, v in state.items() if k not in nested})
+        for name, value in nested.items():
+            models = _sub_models(value)
+            if isinstance(value, Recommender):
+                meta[name] = {"type": "estimator", "dir": name}
+            else:
+                meta[name] = {"type": "estimators", "dir": name, "count": len(models)}
+            for i, model in enumerate(models):
+                model._check_fitted()
+                target = directory / name
+                model._write(target if isinstance(value, Recommender) else target / str(i))
         doc = {
             "format": _SAVE_FORMAT,
             "avrec_version": __version__,
@@ -404,9 +430,9 @@ class Recommender(BaseEstimator):
             "params": params,
             "state": meta,
         }
-        with atomic_directory(path) as tmp:
-            save_arrays(tmp / "state.npz", arrays)
-            write_json(tmp / "params.json", doc)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_arrays(directory / "state.npz", arrays)
+        write_json(directory / "params.json", doc)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Recommender:
@@ -438,8 +464,23 @@ class Recommender(BaseEstimator):
             raise PersistenceError(f"{path}: params.json is not a saved avrec model") from exc
         if not (isinstance(klass, type) and issubclass(klass, cls)):
             raise PersistenceError(f"{path} holds a {doc['class']}, not a {cls.__name__}")
-        model = klass(**params)
-        state = decode_state(load_arrays(path / "state.npz"), meta)
+        model = klass(**decode_params(params))
+        nested = {
+            name
+            for name, info in meta.items()
+            if isinstance(info, dict) and info.get("type") in ("estimator", "estimators")
+        }
+        state = decode_state(
+            load_arrays(path / "state.npz"), {k: v for k, v in meta.items() if k not in nested}
+        )
+        for name in nested:  # fitted sub-models, each saved by its own class in a subdirectory
+            info = meta[name]
+            if info["type"] == "estimator":
+                state[name] = Recommender.load(path / info["dir"])
+            else:
+                state[name] = [
+                    Recommender.load(path / info["dir"] / str(i)) for i in range(info["count"])
+                ]
         model._set_state(state, replace=True)
         return model
 
@@ -473,21 +514,36 @@ class Recommender(BaseEstimator):
         for name, value in state.items():
             setattr(self, name, value)
 
-    def _query(self, users: Any, X: Any) -> tuple[np.ndarray, sp.csr_matrix, bool]:
+    def _query(
+        self, users: Any, X: Any
+    ) -> tuple[np.ndarray, sp.csr_matrix, bool, np.ndarray | None]:
+        """Return ``(rows, hist, from_train, timestamps)``.
+
+        ``timestamps`` is aligned with the entries of ``hist``; it is given only
+        for models with ``_uses_timestamps`` when ``X`` is an Interactions with
+        timestamps, else None.
+        """
         if X is None:
             rows = (
                 np.arange(self.n_users_, dtype=np.int64)
                 if users is None
                 else check_users(users, self.n_users_)
             )
-            return rows, self.train_matrix_[rows], True
-        hist, _ = check_interactions(X, "X", n_items=self.n_items_, allow_empty=True)
+            return rows, self.train_matrix_[rows], True, None
+        hist, interactions = check_interactions(X, "X", n_items=self.n_items_, allow_empty=True)
         rows = (
             np.arange(hist.shape[0], dtype=np.int64)
             if users is None
             else check_users(users, hist.shape[0], name="users (rows of X)")
         )
-        return rows, hist[rows], False
+        times = None
+        if (
+            self._uses_timestamps
+            and interactions is not None
+            and interactions.timestamps is not None
+        ):
+            times = interactions.timestamps[_row_entries(hist.indptr, rows)]
+        return rows, hist[rows], False, times
 
     def _batches(self, n: int, batch_size: int | None) -> list[slice]:
         if batch_size is None:
@@ -500,8 +556,13 @@ class Recommender(BaseEstimator):
             raise DataValidationError(f"batch_size must be a positive int, got {batch_size!r}")
         return [slice(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
 
-    def _score_block(self, users: np.ndarray | None, hist: sp.csr_matrix) -> np.ndarray:
-        scores = np.asarray(self._score(users, hist), dtype=np.float32)
+    def _score_block(
+        self, users: np.ndarray | None, hist: sp.csr_matrix, timestamps: np.ndarray | None = None
+    ) -> np.ndarray:
+        if self._uses_timestamps:
+            scores = np.asarray(self._score(users, hist, timestamps=timestamps), dtype=np.float32)
+        else:
+            scores = np.asarray(self._score(users, hist), dtype=np.float32)
         expected = (hist.shape[0], self.n_items_)
         if scores.shape != expected:  # pragma: no cover - a model bug, not user error
             raise RuntimeError(
@@ -510,6 +571,34 @@ class Recommender(BaseEstimator):
         if not scores.flags.writeable or not scores.flags.owndata:
             scores = scores.copy()
         return scores
+
+
+def _row_entries(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Positions of the stored entries of CSR ``rows`` (in order), as in ``X[rows]``."""
+    starts = indptr[rows].astype(np.int64)
+    lengths = indptr[rows + 1].astype(np.int64) - starts
+    out_starts = np.cumsum(lengths) - lengths
+    return np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(starts - out_starts, lengths)
+
+
+def _block_times(times: np.ndarray | None, hist: sp.csr_matrix, sl: slice) -> np.ndarray | None:
+    """The part of ``times`` (aligned with ``hist``'s entries) that belongs to rows ``sl``."""
+    if times is None:
+        return None
+    return times[hist.indptr[sl.start] : hist.indptr[sl.stop]]
+
+
+def _sub_models(value: Any) -> list[Recommender] | None:
+    """The fitted sub-models in a fitted attribute (one model, or a list of them), else None."""
+    if isinstance(value, Recommender):
+        return [value]
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(v, Recommender) for v in value)
+    ):
+        return list(value)
+    return None
 
 
 def _pad_rows(X: sp.csr_matrix, n_rows: int) -> sp.csr_matrix:

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from avrec.data import Vocabulary
 from avrec.exceptions import PersistenceError
 
-__all__ = ["decode_state", "encode_state", "resolve_class"]
+__all__ = ["decode_params", "decode_state", "encode_params", "encode_state", "resolve_class"]
 
 _JSON_TYPES = (bool, int, float, str, type(None))
 
@@ -134,6 +134,117 @@ def resolve_class(qualified_name: str) -> type:
         return getattr(importlib.import_module(module_name), cls_name)
     except (ImportError, AttributeError, ValueError) as exc:
         raise PersistenceError(f"cannot import saved model class {qualified_name!r}") from exc
+
+
+def encode_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Encode hyperparameters as JSON, estimators included (no pickle).
+
+    JSON scalars, lists and string-keyed dicts are kept as they are. An
+    estimator (any :class:`sklearn.base.BaseEstimator`, e.g. the ``base`` of a
+    wrapper or the steps of a blend) becomes
+    ``{"__estimator__": {"class": "module.Class", "params": {...}}}`` with its
+    own hyperparameters encoded recursively; a tuple becomes
+    ``{"__tuple__": [...]}`` so it loads back as a tuple. A
+    :class:`numpy.random.Generator` is stored as None (its state is not a
+    hyperparameter; the fitted state is saved instead).
+
+    Parameters
+    ----------
+    params : dict of str to object
+        As returned by ``get_params(deep=False)``.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable.
+
+    Raises
+    ------
+    PersistenceError
+        For a value that has no JSON form.
+
+    Examples
+    --------
+    >>> from avrec.recommenders import ItemKNN
+    >>> encode_params({"base": ItemKNN(k=5), "pair": ("a", 1)})["pair"]
+    {'__tuple__': ['a', 1]}
+    >>> decode_params(encode_params({"base": ItemKNN(k=5)}))["base"]
+    ItemKNN(k=5)
+    """
+    return {name: _encode_param(name, value) for name, value in params.items()}
+
+
+def decode_params(doc: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`encode_params`: rebuild estimators (unfitted) and tuples.
+
+    Parameters
+    ----------
+    doc : dict
+
+    Returns
+    -------
+    dict of str to object
+
+    Raises
+    ------
+    PersistenceError
+        If an estimator's class cannot be imported or rejects its parameters.
+    """
+    return {name: _decode_param(value) for name, value in doc.items()}
+
+
+def _encode_param(name: str, value: Any) -> Any:
+    from sklearn.base import BaseEstimator
+
+    if isinstance(value, np.random.Generator):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, _JSON_TYPES):
+        return value
+    if isinstance(value, BaseEstimator):
+        cls = type(value)
+        return {
+            _ESTIMATOR: {
+                "class": f"{cls.__module__}.{cls.__qualname__}",
+                "params": {
+                    key: _encode_param(f"{name}__{key}", v)
+                    for key, v in value.get_params(deep=False).items()
+                },
+            }
+        }
+    if isinstance(value, tuple):
+        return {_TUPLE: [_encode_param(name, v) for v in value]}
+    if isinstance(value, list):
+        return [_encode_param(name, v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        if _ESTIMATOR in value or _TUPLE in value:
+            raise PersistenceError(f"hyperparameter {name} uses the reserved key of its encoding")
+        return {k: _encode_param(f"{name}[{k!r}]", v) for k, v in value.items()}
+    raise PersistenceError(f"hyperparameter {name}={value!r} cannot be saved as JSON")
+
+
+def _decode_param(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode_param(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {_TUPLE}:
+        return tuple(_decode_param(v) for v in value[_TUPLE])
+    if set(value) == {_ESTIMATOR}:
+        spec = value[_ESTIMATOR]
+        klass = resolve_class(spec["class"])
+        try:
+            return klass(**decode_params(spec["params"]))
+        except TypeError as exc:
+            raise PersistenceError(
+                f"saved estimator {spec['class']} does not accept its saved parameters: {exc}"
+            ) from exc
+    return {k: _decode_param(v) for k, v in value.items()}
+
+
+_ESTIMATOR = "__estimator__"
+_TUPLE = "__tuple__"
 
 
 def _is_json(value: Any) -> bool:

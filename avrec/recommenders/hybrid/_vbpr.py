@@ -1,0 +1,453 @@
+"""Visual (content-aware) Bayesian personalised ranking (He & McAuley 2016)."""
+
+from __future__ import annotations
+
+import logging
+import numbers
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from avrec.exceptions import ConfigurationError
+from avrec.recommenders._base import Recommender
+from avrec.recommenders._input import FitData
+from avrec.recommenders.cf._bpr import _coo, _fit_fold_in_map, resolve_device
+from avrec.utils import check_positive_int, torch_seed
+
+__all__ = ["VBPR"]
+
+logger = logging.getLogger(__name__)
+
+_STANDARDIZE = ("column", "modality", None)
+_COLD_BIAS = ("mean", "min", "zero")
+
+
+class VBPR(Recommender):
+    """Pairwise ranking with latent factors plus a learned projection of item content.
+
+    Scores ``x_ui = b_i + gamma_u . gamma_i + theta_u . (E f_i) + beta' . f_i``
+    where ``f_i`` are the item's (standardised) content features, ``E`` a
+    ``content_factors x d`` projection shared by all items, ``theta_u`` the
+    user's taste in that content space and ``beta'`` a content bias. Trained
+    like :class:`~avrec.recommenders.BPR` on the loss
+    ``-ln sigma(x_ui - x_uj)`` over triples of a user, an item in their
+    history and a sampled item outside it, in minibatches, with
+    :mod:`torch.optim` and autograd. Without ``item_features`` the content
+    terms are absent and the model is BPR.
+
+    Parameters
+    ----------
+    factors : int, default=64
+        Dimension of the collaborative factors ``gamma``.
+    content_factors : int, default=32
+        Dimension of the content space (``theta_u`` and the rows of ``E``).
+    learning_rate : float, default=0.005
+        Step size of the optimiser.
+    regularization : float, default=0.05
+        L2 penalty per triple on the rows it touches (``gamma_u``,
+        ``theta_u``, both items' ``gamma`` and bias).
+    content_regularization : float, default=0.03
+        L2 penalty per triple on the shared content parameters ``E`` and
+        ``beta'``.
+    iterations : int, default=20
+        Epochs over the interactions.
+    batch_size : int, default=1024
+        Triples per minibatch (one optimiser step each). The loss of a batch
+        is the sum over its triples, so plain SGD matches BPR's batched SGD.
+    negative_sampling : {"uniform", "popularity"}, default="uniform"
+        Draw negatives uniformly over the items with interactions, or
+        proportionally to ``count ** popularity_alpha``.
+    popularity_alpha : float, default=0.75
+        Exponent of the popularity sampler.
+    optimizer : {"adam", "sgd"}, default="adam"
+        :class:`torch.optim.Adam` or :class:`torch.optim.SGD` (use a larger
+        ``learning_rate`` with SGD, e.g. 0.05 as BPR).
+    standardize : {"column", "modality"} or None, default="column"
+        How features are scaled before training (the statistics are fitted
+        state, reused for every item): ``"column"`` centres each column and
+        divides it by its standard deviation; ``"modality"`` centres each
+        column and scales each modality of an
+        :class:`~avrec.data.ItemFeatures` (an array is one modality) to unit
+        mean squared row norm, so modalities weigh the same whatever their
+        width; None uses the features as they are.
+    cold_item_bias : {"mean", "min", "zero"}, default="mean"
+        Bias ``b_i`` given to items without training interactions: the mean
+        or minimum of the trained biases, or zero.
+    device : None, str or torch.device, default=None
+        ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; None picks CUDA when available.
+    random_state : None, int or numpy.random.Generator, default=None
+        Seeds the initial parameters (drawn on the CPU, so they do not depend
+        on ``device``), the order of the triples and the negatives.
+    verbose : bool, default=True
+        Show a progress bar over the epochs.
+
+    Attributes
+    ----------
+    user_factors_ : ndarray of shape (n_users_, factors), dtype float32
+        ``gamma_u``.
+    item_factors_ : ndarray of shape (n_items_, factors), dtype float32
+        ``gamma_i``; zero for cold items.
+    item_bias_ : ndarray of shape (n_items_,), dtype float32
+        ``b_i``; cold items get ``cold_item_bias``.
+    user_content_factors_ : ndarray of shape (n_users_, c), dtype float32
+        ``theta_u``; ``c = content_factors``, or 0 when fitted without features.
+    projection_ : ndarray of shape (c, d), dtype float32
+        ``E``.
+    feature_bias_ : ndarray of shape (d,), dtype float32
+        ``beta'``.
+    item_features_ : ndarray of shape (n_items_, d), dtype float32
+        Standardised features ``f_i`` (``d = 0`` without features).
+    feature_mean_, feature_scale_ : ndarray of shape (d,), dtype float32
+        ``f_i = (raw_i - feature_mean_) / feature_scale_``.
+    item_content_factors_ : ndarray of shape (n_items_, c), dtype float32
+        ``E f_i`` for every item (cached for scoring).
+    item_content_bias_ : ndarray of shape (n_items_,), dtype float32
+        ``beta' . f_i`` for every item.
+    cold_items_ : ndarray of shape (n_cold,), dtype int64
+        Items without training interactions.
+    fold_in_map_ : ndarray of shape (factors + c, factors + c), dtype float32
+        Ridge map from a history's mean item representation to a user's (Notes).
+    loss_history_ : ndarray of shape (iterations,), dtype float64
+        Mean ``-ln sigma(x_uij)`` of each epoch's triples.
+    n_users_, n_items_, train_matrix_, users_, items_
+        See :class:`~avrec.recommenders.Recommender`.
+
+    See Also
+    --------
+    BPR : the same model without content.
+
+    Notes
+    -----
+    *Cold items* (columns without training interactions, as made by
+    :func:`~avrec.data.cold_item_split`) are never drawn as negatives, so
+    nothing pushes them down; their ``gamma_i`` stay zero and their ``b_i``
+    is set by ``cold_item_bias``, so they are ranked by their content terms
+    ``theta_u . (E f_i) + beta' . f_i``. Features are needed for every item at
+    ``fit``; they are stored standardised.
+
+    *Users known by their history* (``recommend(X=...)``): their
+    ``[gamma_u, theta_u]`` is the mean of ``[gamma_i, E f_i]`` over the
+    history times ``fold_in_map_``, the ridge regression of the trained users
+    on their histories (as in BPR): deterministic, one matrix product, and
+    informative also for histories of cold items. An empty history scores
+    ``b_i + beta' . f_i``.
+
+    *partial_fit* grows the user tables (new users start from the fold-in),
+    then runs ``iterations`` epochs on the new interactions plus as many old
+    ones drawn afresh each epoch (replay), with a fresh optimiser. Items stay
+    fixed; items that were cold and got interactions start training then.
+
+    The optimisers are dense (``torch.optim``): Adam's moments keep moving
+    rows a batch does not touch, which works well here and keeps the model
+    plain enough for ``DistributedDataParallel``. With SGD, the shared ``E``
+    and ``beta'`` step on the batch mean gradient (``learning_rate /
+    batch_size``), the rows on the sum; SGD without features is BPR.
+
+    *Defaults* come from small sweeps on synthetic data whose item clusters
+    show in noisy features (``benchmarks/bench_vbpr.py``).
+    ``content_regularization`` trades warm for cold accuracy: 0.03 gave cold
+    NDCG@10 0.22 and warm 0.287 (0.301 without features); 0.1 gave cold 0.107
+    and warm 0.312, as noisy features let ``E`` memorise items.
+
+    References
+    ----------
+    .. [1] R. He, J. McAuley, "VBPR: Visual Bayesian Personalized Ranking from
+       Implicit Feedback", AAAI 2016.
+    .. [2] S. Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit
+       Feedback", UAI 2009.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.kron(np.eye(2), np.ones((4, 4)))  # two groups of 4 users x 4 items
+    >>> X[:, [3, 7]] = 0                         # items 3 and 7 are cold
+    >>> features = np.repeat(np.eye(2), 4, axis=0)  # the item's group, one-hot
+    >>> model = VBPR(factors=4, content_factors=2, iterations=30, batch_size=8,
+    ...              learning_rate=0.05, device="cpu", random_state=0, verbose=False)
+    >>> items, _ = model.fit(X, item_features=features).recommend([0, 4], k=1)
+    >>> items.tolist()  # each group's cold item, from its content alone
+    [[3], [7]]
+    """
+
+    _supports_partial_fit: ClassVar[bool] = True
+    _uses_item_features: ClassVar[bool] = True
+    _test_params: ClassVar[dict[str, Any]] = {
+        "factors": 8,
+        "content_factors": 4,
+        "learning_rate": 0.02,
+        "iterations": 20,
+        "batch_size": 128,
+        "device": "cpu",
+    }
+
+    def __init__(
+        self,
+        factors: int = 64,
+        content_factors: int = 32,
+        learning_rate: float = 0.005,
+        regularization: float = 0.05,
+        content_regularization: float = 0.03,
+        iterations: int = 20,
+        batch_size: int = 1024,
+        negative_sampling: Literal["uniform", "popularity"] = "uniform",
+        popularity_alpha: float = 0.75,
+        optimizer: Literal["adam", "sgd"] = "adam",
+        standardize: Literal["column", "modality"] | None = "column",
+        cold_item_bias: Literal["mean", "min", "zero"] = "mean",
+        device: Any = None,
+        random_state: int | np.random.Generator | None = None,
+        verbose: bool = True,
+    ) -> None:
+        self.factors = factors
+        self.content_factors = content_factors
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.content_regularization = content_regularization
+        self.iterations = iterations
+        self.batch_size = batch_size
+        self.negative_sampling = negative_sampling
+        self.popularity_alpha = popularity_alpha
+        self.optimizer = optimizer
+        self.standardize = standardize
+        self.cold_item_bias = cold_item_bias
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ configuration
+    def _validate(self) -> Any:
+        for name in ("factors", "content_factors", "iterations", "batch_size"):
+            check_positive_int(getattr(self, name), name)
+        for name, positive in (
+            ("learning_rate", True),
+            ("regularization", False),
+            ("content_regularization", False),
+            ("popularity_alpha", False),
+        ):
+            value = getattr(self, name)
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            if not ok or not np.isfinite(value) or value < 0 or (positive and value == 0):
+                need = "a positive" if positive else "a non-negative"
+                raise ConfigurationError(f"{name} must be {need} finite number, got {value!r}")
+        for name, allowed in (
+            ("negative_sampling", ("uniform", "popularity")),
+            ("optimizer", ("adam", "sgd")),
+            ("standardize", _STANDARDIZE),
+            ("cold_item_bias", _COLD_BIAS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ConfigurationError(
+                    f"{name} must be one of {allowed}, got {getattr(self, name)!r}"
+                )
+        return resolve_device(self.device)
+
+    # ------------------------------------------------------------------ fitting
+    def _fit(self, data: FitData) -> dict[str, Any]:
+        import torch
+
+        device = self._validate()
+        X = data.X
+        n_users, n_items = X.shape
+        feats, mean, scale = _standardize(data.item_features, n_items, self.standardize)
+        d = feats.shape[1]
+        f, c = int(self.factors), int(self.content_factors) if d else 0
+        init = torch.Generator().manual_seed(torch_seed(data.rng))
+        gen = torch.Generator(device=device).manual_seed(torch_seed(data.rng))
+        cold = np.flatnonzero(np.diff(X.tocsc().indptr) == 0)
+        item_factors = torch.randn(n_items, f, generator=init) * (0.1 / np.sqrt(f))
+        item_factors[torch.from_numpy(cold)] = 0.0
+        params = {
+            "user_factors": torch.randn(n_users, f, generator=init) * (0.1 / np.sqrt(f)),
+            "item_factors": item_factors,
+            "item_bias": torch.zeros(n_items),
+            "user_content": torch.randn(n_users, c, generator=init) * (0.1 / np.sqrt(max(c, 1))),
+            "projection": torch.randn(c, d, generator=init) / np.sqrt(max(d, 1)),
+            "feature_bias": torch.zeros(d),
+        }
+        module = self._train(params, feats, X, X, None, gen, device)
+        state = self._state(module, X)
+        state.update(feature_mean_=mean, feature_scale_=scale)
+        return state
+
+    def _partial_fit(self, data: FitData, X_full: sp.csr_matrix) -> dict[str, Any]:
+        import torch
+
+        device = self._validate()
+        c = self.user_content_factors_.shape[1]
+        if self.item_factors_.shape[1] != self.factors or (c and c != self.content_factors):
+            raise ConfigurationError(
+                "factors or content_factors was changed after fit "
+                f"({self.item_factors_.shape[1]}, {c}); refit the model"
+            )
+        gen = torch.Generator(device=device).manual_seed(torch_seed(data.rng))
+        n_old, f = self.user_factors_.shape
+        folded = self._fold_in(X_full[n_old:])
+        params = {
+            "user_factors": np.concatenate([self.user_factors_, folded[:, :f]]),
+            "item_factors": self.item_factors_,
+            "item_bias": self.item_bias_,
+            "user_content": np.concatenate([self.user_content_factors_, folded[:, f:]]),
+            "projection": self.projection_,
+            "feature_bias": self.feature_bias_,
+        }
+        params = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in params.items()}
+        module = self._train(
+            params, self.item_features_, data.X, X_full, self.train_matrix_, gen, device
+        )
+        return self._state(module, X_full)
+
+    def _train(
+        self,
+        params: dict[str, Any],
+        features: np.ndarray,
+        X_new: sp.csr_matrix,
+        X_full: sp.csr_matrix,
+        X_replay: sp.csr_matrix | None,
+        gen: Any,
+        device: Any,
+    ) -> Any:
+        """Build the module from ``params``, train it in place and return it."""
+        import torch
+
+        from avrec.recommenders.hybrid._vbpr_train import (
+            TripleSampler,
+            _VBPRModule,
+            run_epochs,
+            run_single_threaded,
+        )
+
+        module = _VBPRModule(
+            **params,
+            features=torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)),
+            regularization=float(self.regularization),
+            content_regularization=float(self.content_regularization),
+        ).to(device)
+        replay = None if X_replay is None else _coo(X_replay, device)
+        sampler = TripleSampler(
+            *_coo(X_new, device),
+            replay,
+            X_full,
+            self.negative_sampling,
+            float(self.popularity_alpha),
+            device,
+        )
+        lr = float(self.learning_rate)
+        shared = [p for p in (module.projection, module.feature_bias) if p is not None]
+        rows = [module.user_factors, module.item_factors, module.item_bias]
+        rows += [module.user_content] if module.user_content is not None else []
+        if self.optimizer == "adam":
+            groups = [{"params": rows + shared}]
+            klass = torch.optim.Adam
+        else:  # every triple adds to E's gradient: step on the batch mean, not the sum
+            groups = [{"params": rows}, {"params": shared, "lr": lr / int(self.batch_size)}]
+            klass = torch.optim.SGD
+        # fused kernels: one pass over each table per step (2.5x faster than the loop on a CPU)
+        optimizer = klass(groups, lr=lr, fused=True)
+
+        def epochs() -> list[float]:
+            return run_epochs(
+                module,
+                optimizer,
+                sampler,
+                iterations=int(self.iterations),
+                batch_size=int(self.batch_size),
+                gen=gen,
+                verbose=bool(self.verbose),
+                desc="VBPR",
+            )
+
+        history = run_single_threaded(epochs) if device.type == "cpu" else epochs()
+        module.loss_history = history
+        return module
+
+    def _state(self, module: Any, X: sp.csr_matrix) -> dict[str, Any]:
+        def numpy(t: Any, shape: tuple[int, ...]) -> np.ndarray:
+            if t is None:
+                return np.zeros(shape, dtype=np.float32)
+            return t.detach().float().cpu().numpy().copy()
+
+        n_users, n_items = X.shape
+        feats = module.features.cpu().numpy().copy()
+        U = numpy(module.user_factors, ())
+        V = numpy(module.item_factors, ())
+        bias = numpy(module.item_bias, ())
+        theta = numpy(module.user_content, (n_users, 0))
+        E = numpy(module.projection, (0, feats.shape[1]))
+        beta = numpy(module.feature_bias, (feats.shape[1],))
+        cold = np.flatnonzero(np.diff(X.tocsc().indptr) == 0).astype(np.int64)
+        warm = np.ones(n_items, dtype=bool)
+        warm[cold] = False
+        V[cold] = 0.0
+        if cold.size:
+            fill = {"mean": np.mean, "min": np.min}.get(self.cold_item_bias)
+            bias[cold] = fill(bias[warm]) if fill is not None and warm.any() else 0.0
+        content = np.ascontiguousarray(feats @ E.T, dtype=np.float32)
+        user_side = np.concatenate([U, theta], axis=1)
+        item_side = np.concatenate([V, content], axis=1)
+        return {
+            "user_factors_": U,
+            "item_factors_": V,
+            "item_bias_": bias,
+            "user_content_factors_": theta,
+            "projection_": E,
+            "feature_bias_": beta,
+            "item_features_": feats,
+            "item_content_factors_": content,
+            "item_content_bias_": (feats @ beta).astype(np.float32),
+            "cold_items_": cold,
+            "fold_in_map_": _fit_fold_in_map(X, user_side, item_side),
+            "loss_history_": np.asarray(module.loss_history, dtype=np.float64),
+        }
+
+    # ------------------------------------------------------------------ scoring
+    def _fold_in(self, hist: sp.csr_matrix) -> np.ndarray:
+        """``[gamma_u, theta_u]`` of users known by their histories, shape (n, factors + c)."""
+        lengths = np.maximum(np.diff(hist.indptr), 1).astype(np.float32)
+        binary = sp.csr_matrix(
+            (np.ones(hist.nnz, dtype=np.float32), hist.indices, hist.indptr), shape=hist.shape
+        )
+        item_side = np.concatenate([self.item_factors_, self.item_content_factors_], axis=1)
+        mean = (binary @ item_side) / lengths[:, None]
+        return np.asarray(mean @ self.fold_in_map_, dtype=np.float32)
+
+    def _score(self, users: np.ndarray | None, X_users: sp.csr_matrix) -> np.ndarray:
+        f = self.item_factors_.shape[1]
+        if users is None:
+            folded = self._fold_in(X_users)
+            U, theta = folded[:, :f], folded[:, f:]
+        else:
+            U, theta = self.user_factors_[users], self.user_content_factors_[users]
+        scores = np.matmul(U, self.item_factors_.T)
+        if theta.shape[1]:
+            scores += np.matmul(theta, self.item_content_factors_.T)
+        scores += self.item_bias_ + self.item_content_bias_
+        return scores
+
+
+# ---------------------------------------------------------------------- helpers
+def _standardize(
+    item_features: Any, n_items: int, mode: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return standardised features ``(n_items, d)`` and their ``mean`` and ``scale`` ``(d,)``."""
+    if item_features is None:
+        empty = np.zeros(0, dtype=np.float32)
+        return np.zeros((n_items, 0), dtype=np.float32), empty, empty
+    if hasattr(item_features, "concat"):
+        raw = item_features.concat().astype(np.float64)
+        widths = list(item_features.dims.values())
+    else:
+        raw = np.asarray(item_features, dtype=np.float64)
+        widths = [raw.shape[1]]
+    mean = raw.mean(axis=0) if mode is not None else np.zeros(raw.shape[1])
+    centred = raw - mean
+    scale = np.ones(raw.shape[1])
+    if mode == "column":
+        scale = centred.std(axis=0)
+    elif mode == "modality":
+        for start, width in zip(np.cumsum([0, *widths[:-1]]), widths, strict=True):
+            block = slice(int(start), int(start + width))
+            scale[block] = np.sqrt(np.mean(np.sum(centred[:, block] ** 2, axis=1)))
+    scale = np.where(scale > 1e-12, scale, 1.0)
+    feats = (centred / scale).astype(np.float32)
+    return feats, mean.astype(np.float32), scale.astype(np.float32)
