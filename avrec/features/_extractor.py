@@ -25,7 +25,13 @@ from avrec.exceptions import (
 from avrec.features._cache import FeatureCache, cache_key, file_sha256
 from avrec.features.encoders import BaseEncoder
 from avrec.media import probe, read_audio, read_video
-from avrec.utils import check_positive_int, progress
+from avrec.utils import (
+    check_positive_int,
+    is_distributed,
+    is_main_process,
+    launched_by_torchrun,
+    progress,
+)
 
 __all__ = ["FeatureExtractor", "MediaDataset", "collate_media"]
 
@@ -281,19 +287,39 @@ class FeatureExtractor(BaseEstimator):
         return {"stream": "audio", "sample_rate": self.sample_rate, "seconds": self.audio_seconds}
 
     # ------------------------------------------------------------------ public API
-    def extract(self, catalogue: Mapping[Any, Any] | Sequence[Any]) -> ItemFeatures:
+    def extract(
+        self,
+        catalogue: Mapping[Any, Any] | Sequence[Any],
+        *,
+        shard_dir: str | os.PathLike[str] | None = None,
+        distributed: bool | None = None,
+    ) -> ItemFeatures:
         """Embed every item of a catalogue.
 
         Parameters
         ----------
         catalogue : mapping of item id to path, or sequence of paths
             A sequence uses the paths (as strings) as item ids.
+        shard_dir : str or path-like, optional
+            Folder (shared by all processes) for per-process shard files: each
+            process embeds a contiguous, batch-aligned slice of the catalogue
+            and writes it there atomically; a rerun reuses every shard whose
+            fingerprint (encoders, settings, catalogue, files' sizes and
+            modification times) still matches, so an interrupted job resumes.
+            Required when distributed; also usable by a single process.
+        distributed : bool, optional
+            None (default): shard over the processes of ``torchrun`` when
+            launched by it (the process group is initialised if needed, see
+            :func:`avrec.utils.init_from_env`). False: never. True: always
+            (a lone process is a group of one).
 
         Returns
         -------
         ItemFeatures
             One modality per encoder, rows in catalogue order (items that
-            failed to decode left out, see ``failures_``).
+            failed to decode left out, see ``failures_``). Distributed, every
+            process returns the same merged result, equal to the one of a single
+            process.
 
         Raises
         ------
@@ -303,6 +329,8 @@ class FeatureExtractor(BaseEstimator):
             With ``on_error="raise"``, for the first file that cannot be decoded.
         DataValidationError
             If the catalogue is empty, or every item failed.
+        ConfigurationError
+            If distributed without ``shard_dir``.
         """
         encoders = self._check_params()
         for name, encoder in encoders.items():
@@ -313,42 +341,22 @@ class FeatureExtractor(BaseEstimator):
                 )
         ids, paths = _catalogue(catalogue)
         started = time.perf_counter()
-        streams = {name: encoder.modality for name, encoder in encoders.items()}
-        cache = keys = None
-        if self.cache_dir is not None:
-            cache = FeatureCache(self.cache_dir)
-            keys = {
-                name: cache_key(encoder.fingerprint(), self._settings(streams[name]))
-                for name, encoder in encoders.items()
-            }
-        dataset = MediaDataset(
-            paths, streams, self.frames, self.frame_size, self.sample_rate,
-            self.audio_seconds, cache, keys,
-        )  # fmt: skip
-        out = {
-            name: np.zeros((len(ids), e.n_features_out_), np.float32)
-            for name, e in encoders.items()
-        }
-        missing = {name: np.zeros(len(ids), dtype=bool) for name in encoders}
-        failed: dict[int, str] = {}
-        stats = {"items": len(ids), "decoded": 0, "cached": 0, "decode_seconds": 0.0}
-        stats["encode_seconds"] = 0.0
-        for batch in progress(
-            self._loader(dataset, encoders), verbose=bool(self.verbose), desc="extract",
-            total=-(-len(ids) // self.batch_size), unit="batch",
-        ):  # fmt: skip
-            stats["decode_seconds"] += batch["decode_seconds"]
-            stats["decoded"] += sum(batch["decoded"])
-            for b, error in enumerate(batch["error"]):
-                if error is not None:
-                    self._fail(ids[batch["index"][b]], error)
-                    failed[batch["index"][b]] = error
-            began = time.perf_counter()
-            for name, encoder in encoders.items():
-                stats["cached"] += self._fill(
-                    name, encoder, batch, out[name], missing[name], cache, keys
+        if distributed is None:
+            distributed = launched_by_torchrun() and int(os.environ["WORLD_SIZE"]) > 1
+            distributed = distributed or is_distributed()
+        if distributed or shard_dir is not None:
+            from avrec.features._sharded import extract_sharded
+
+            if shard_dir is None:
+                raise ConfigurationError(
+                    "distributed extraction needs shard_dir: a folder every process can "
+                    "read and write"
                 )
-            stats["encode_seconds"] += time.perf_counter() - began
+            out, missing, failed, stats = extract_sharded(
+                self, encoders, ids, paths, shard_dir, distributed=bool(distributed)
+            )
+        else:
+            out, missing, failed, stats = self._extract_rows(encoders, ids, paths)
         keep = np.array([i not in failed for i in range(len(ids))], dtype=bool)
         stats["seconds"] = time.perf_counter() - started
         self.failures_ = {ids[i]: failed[i] for i in sorted(failed)}
@@ -371,6 +379,48 @@ class FeatureExtractor(BaseEstimator):
         items = Vocabulary(np.asarray(ids, dtype=object)[keep].tolist())
         return ItemFeatures({name: arr[keep] for name, arr in out.items()}, items)
 
+    def _extract_rows(
+        self, encoders: dict[str, BaseEncoder], ids: list[Any], paths: list[Any]
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[int, str], dict[str, float]]:
+        """Embed items (positions ``0..len(ids)-1``): rows, missing masks, failures, stats."""
+        streams = {name: encoder.modality for name, encoder in encoders.items()}
+        cache = keys = None
+        if self.cache_dir is not None:
+            cache = FeatureCache(self.cache_dir)
+            keys = {
+                name: cache_key(encoder.fingerprint(), self._settings(streams[name]))
+                for name, encoder in encoders.items()
+            }
+        dataset = MediaDataset(
+            paths, streams, self.frames, self.frame_size, self.sample_rate,
+            self.audio_seconds, cache, keys,
+        )  # fmt: skip
+        out = {
+            name: np.zeros((len(ids), e.n_features_out_), np.float32)
+            for name, e in encoders.items()
+        }
+        missing = {name: np.zeros(len(ids), dtype=bool) for name in encoders}
+        failed: dict[int, str] = {}
+        stats = {"items": len(ids), "decoded": 0, "cached": 0, "decode_seconds": 0.0}
+        stats["encode_seconds"] = 0.0
+        for batch in progress(
+            self._loader(dataset, encoders), verbose=bool(self.verbose) and is_main_process(),
+            desc="extract", total=-(-len(ids) // self.batch_size), unit="batch",
+        ):  # fmt: skip
+            stats["decode_seconds"] += batch["decode_seconds"]
+            stats["decoded"] += sum(batch["decoded"])
+            for b, error in enumerate(batch["error"]):
+                if error is not None:
+                    self._fail(ids[batch["index"][b]], error)
+                    failed[batch["index"][b]] = error
+            began = time.perf_counter()
+            for name, encoder in encoders.items():
+                stats["cached"] += self._fill(
+                    name, encoder, batch, out[name], missing[name], cache, keys
+                )
+            stats["encode_seconds"] += time.perf_counter() - began
+        return out, missing, failed, stats
+
     def fit_extract(self, catalogue: Mapping[Any, Any] | Sequence[Any]) -> ItemFeatures:
         """Fit every encoder on the catalogue's decoded media, then :meth:`extract`.
 
@@ -392,8 +442,9 @@ class FeatureExtractor(BaseEstimator):
             paths, streams, self.frames, self.frame_size, self.sample_rate, self.audio_seconds
         )
         decoded: dict[str, list[torch.Tensor]] = {"video": [], "audio": []}
-        for batch in progress(self._loader(dataset, encoders), verbose=bool(self.verbose),
-                              desc="decode for fit", unit="batch"):  # fmt: skip
+        for batch in progress(self._loader(dataset, encoders), desc="decode for fit",
+                              verbose=bool(self.verbose) and is_main_process(),
+                              unit="batch"):  # fmt: skip
             for stream in decoded:
                 if batch[stream] is not None:
                     rows, tensor, lengths = batch[stream]

@@ -14,7 +14,15 @@ from avrec.exceptions import ConfigurationError, DataValidationError, NotFittedE
 from avrec.features.encoders._audio import AudioEncoder, random_crops
 from avrec.features.encoders._base import TrainingLoop, check_float
 from avrec.features.encoders._video import VideoEncoder
-from avrec.utils import check_random_state, torch_seed
+from avrec.utils import (
+    DataParallelStep,
+    all_gather_rows,
+    broadcast_object,
+    check_random_state,
+    get_rank,
+    init_from_env,
+    torch_seed,
+)
 
 __all__ = ["AVCorrespondence", "correspondence_loss"]
 
@@ -207,15 +215,19 @@ class AVCorrespondence(TrainingLoop, BaseEstimator):
                 f"videos and audios must pair up: {xv.shape[0]} videos, {xa.shape[0]} sounds"
             )
         rng = check_random_state(self.random_state)
-        seeds = [torch_seed(rng) for _ in range(6)]
+        init_from_env()  # joins the torchrun process group, if launched by torchrun
+        seeds = broadcast_object([torch_seed(rng) for _ in range(6)])
         vnet = video._init_model(seeds[0], device)
         anet = audio._init_model(seeds[1], device)
         joint = nn.ModuleDict({"video": vnet, "audio": anet})
         optimizer = self._optimizer(joint.parameters())
-        train_aug = (video._make_augmenter(seeds[3]), audio._make_augmenter(seeds[4]))
+        rank = get_rank()  # own augmentation draws per process
+        train_aug = (video._make_augmenter(seeds[3] + rank), audio._make_augmenter(seeds[4] + rank))
         val_aug = (video._make_augmenter(seeds[5]), audio._make_augmenter(seeds[5] ^ 1))
 
-        def loss_of(index: torch.Tensor, augmenters: tuple[Any, Any]) -> torch.Tensor:
+        def loss_of(
+            index: torch.Tensor, augmenters: tuple[Any, Any], gather: bool = False
+        ) -> torch.Tensor:
             frames = xv[index].to(device)
             lens = None if lv is None else lv[index].to(device)
             if self.augment_video:
@@ -229,10 +241,14 @@ class AVCorrespondence(TrainingLoop, BaseEstimator):
             else:
                 patches, _ = anet.patches(crops, None)
             za = anet.projector(anet.encode(patches, None))
+            if gather:  # training in a process group: negatives span the global batch
+                zv, za = all_gather_rows(zv), all_gather_rows(za)
             return correspondence_loss(zv, za, self.temperature)
 
+        step = DataParallelStep(joint)  # DDP when in a process group
+
         def train_step(index: torch.Tensor) -> dict[str, float]:
-            loss = loss_of(index, train_aug)
+            loss = step(loss_of, index, train_aug, True)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -38,11 +38,21 @@ from avrec.exceptions import (
     PersistenceError,
 )
 from avrec.utils import (
+    DataParallelStep,
+    all_gather_rows,
+    all_reduce_mean,
     atomic_directory,
+    broadcast_object,
     check_positive_int,
     check_random_state,
+    get_rank,
+    get_world_size,
+    init_from_env,
+    is_main_process,
     progress,
     read_json,
+    shard,
+    sync_buffers,
     torch_seed,
 )
 
@@ -239,9 +249,9 @@ class TrainingLoop:
             return order, None
         return order[n_val:].sort().values, order[:n_val].sort().values
 
-    def _batches(self, index: torch.Tensor) -> list[torch.Tensor]:
-        batches = list(index.split(self.batch_size))
-        if len(batches) > 1 and len(batches[-1]) < self._min_batch:
+    def _batches(self, index: torch.Tensor, world_size: int = 1) -> list[torch.Tensor]:
+        batches = list(index.split(self.batch_size * world_size))
+        if len(batches) > 1 and len(batches[-1]) < self._min_batch * world_size:
             batches[-2] = torch.cat([batches[-2], batches.pop()])
         return batches
 
@@ -264,22 +274,42 @@ class TrainingLoop:
         held-out loss of a batch (called under ``torch.no_grad`` in eval mode,
         after ``before_validation()``, which can reseed the held-out views so
         that every epoch is scored on the same ones).
+
+        In a process group of ``W`` processes (``torchrun``; ``train_step``
+        goes through :class:`~avrec.utils.DataParallelStep`), every process
+        draws the same shuffled order, cuts it into global batches of
+        ``W * batch_size`` items and trains on its contiguous part of each (as
+        :class:`~torch.utils.data.DistributedSampler` does); the losses are
+        averaged over the processes, buffers are copied from rank 0 after each
+        epoch and the held-out loss is computed alike everywhere, so all
+        processes keep the same weights and stop at the same epoch.
         """
+        rank, world = get_rank(), get_world_size()
         generator = torch.Generator().manual_seed(shuffle_seed)
         train_idx, val_idx = self._split(n, generator)
+        if len(train_idx) < self._min_batch * world:
+            raise DataValidationError(
+                f"{len(train_idx)} training items cannot give each of {world} processes "
+                f"at least {self._min_batch}"
+            )
         history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
         best_loss, best_epoch, best_state, stale = math.inf, None, None, 0
-        epochs = progress(range(self.epochs), verbose=bool(self.verbose), desc=desc, unit="epoch")
+        verbose = bool(self.verbose) and is_main_process()
+        epochs = progress(range(self.epochs), verbose=verbose, desc=desc, unit="epoch")
         for epoch in epochs:
             modules.train()
             order = train_idx[torch.randperm(len(train_idx), generator=generator)]
             sums: dict[str, float] = {}
-            batches = self._batches(order)
+            batches = self._batches(order, world)
             for index in batches:
+                if world > 1:  # this process's part of the global batch
+                    part = shard(len(index), rank, world)
+                    index = index[part.start : part.stop]
                 for key, value in train_step(index).items():
                     sums[key] = sums.get(key, 0.0) + value
             for key, total in sums.items():
-                history.setdefault(key, []).append(total / len(batches))
+                history.setdefault(key, []).append(all_reduce_mean(total / len(batches)))
+            sync_buffers(modules)
             if not math.isfinite(history["train_loss"][-1]):
                 raise RuntimeError(
                     f"{type(self).__name__}: training diverged (loss "
@@ -299,6 +329,7 @@ class TrainingLoop:
                 with torch.no_grad():
                     parts = self._batches(val_idx)
                     loss = sum(val_loss(p) * len(p) for p in parts) / len(val_idx)
+                loss = broadcast_object(float(loss))  # one decision for every process
                 history["val_loss"].append(float(loss))
                 message += f", validation loss {loss:.4f}"
                 if loss < best_loss:
@@ -306,8 +337,8 @@ class TrainingLoop:
                     best_state = copy.deepcopy(modules.state_dict())
                 else:
                     stale += 1
-            logger.log(logging.INFO if self.verbose else logging.DEBUG, message)
-            if self.verbose and hasattr(epochs, "set_postfix_str"):
+            logger.log(logging.INFO if verbose else logging.DEBUG, message)
+            if verbose and hasattr(epochs, "set_postfix_str"):
                 epochs.set_postfix_str(message.split(": ", 1)[1])
             patience = self.early_stopping_patience
             if patience is not None and stale >= patience:
@@ -385,8 +416,10 @@ class BaseEncoder(TrainingLoop, BaseEstimator):
             If a path in ``X`` cannot be decoded.
         """
         device = self._check_params()
+        init_from_env()  # joins the torchrun process group, if launched by torchrun
         rng = check_random_state(self.random_state)
         seeds = [torch_seed(rng) for _ in range(4)]  # init, shuffle, augment, validation
+        seeds = broadcast_object(seeds)  # every process agrees (random_state=None)
         x, lengths = self._convert_all(X)
         model = self._init_model(seeds[0], device)
         history, best_epoch = self._fit_model(model, x, lengths, seeds, device)
@@ -659,17 +692,22 @@ class BaseEncoder(TrainingLoop, BaseEstimator):
         device: torch.device,
     ) -> tuple[dict[str, list[float]], int | None]:
         optimizer = self._optimizer(model.parameters())
-        augmenter = self._make_augmenter(seeds[2])
+        augmenter = self._make_augmenter(seeds[2] + get_rank())  # own draws per process
         val_augmenter = self._make_augmenter(seeds[3])
         temperature = self.temperature
+        step = DataParallelStep(model)  # DDP when in a process group
 
         def batch(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
             lens = None if lengths is None else lengths[index].to(device)
             return x[index].to(device), lens
 
-        def train_step(index: torch.Tensor) -> dict[str, float]:
+        def loss_of(index: torch.Tensor) -> torch.Tensor:
             z1, z2 = self._views(model, *batch(index), augmenter)
-            loss = nt_xent_loss(z1, z2, temperature)
+            # in a process group: the whole global batch's rows, so negatives span it
+            return nt_xent_loss(all_gather_rows(z1), all_gather_rows(z2), temperature)
+
+        def train_step(index: torch.Tensor) -> dict[str, float]:
+            loss = step(loss_of, index)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -754,7 +792,8 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
 def _load_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
     """Load ``state`` into the whole model or, failing that, into its backbone."""
     targets = [("the network", model)]
-    targets += [(f"its {name}", module) for name, module in model.pretrained_targets()]
+    backbones = model.pretrained_targets() if hasattr(model, "pretrained_targets") else []
+    targets += [(f"its {name}", module) for name, module in backbones]
     for _, module in targets:
         expected = set(module.state_dict())
         if set(state) == expected:

@@ -13,7 +13,7 @@ from avrec.features.encoders._audio import LogMelPatches, waveform_batch
 from avrec.features.encoders._base import BaseEncoder, check_int
 from avrec.features.encoders._video import frames_batch, lengths_to_mask
 from avrec.features.nn import DCGANDiscriminator, DCGANGenerator
-from avrec.utils import check_random_state, torch_seed
+from avrec.utils import DataParallelStep, check_random_state, get_rank, torch_seed
 
 __all__ = ["GANEncoder"]
 
@@ -266,9 +266,10 @@ class GANEncoder(BaseEncoder):
         gen, disc = model.generator, model.discriminator
         opt_d = self._optimizer(disc.parameters())
         opt_g = self._optimizer(gen.parameters())
-        noise = torch.Generator().manual_seed(seeds[2])
+        noise = torch.Generator().manual_seed(seeds[2] + get_rank())  # own noise per process
         val_noise = torch.Generator().manual_seed(seeds[3])
         real_target = 1.0 - float(self.label_smoothing)
+        step = DataParallelStep(model, find_unused_parameters=True)  # D step: G unused
 
         def z(n: int, generator: torch.Generator) -> torch.Tensor:
             return torch.randn(n, self.z_dim, generator=generator).to(device)
@@ -279,15 +280,18 @@ class GANEncoder(BaseEncoder):
                 real_logits, torch.full_like(real_logits, real_target)
             ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
 
+        def g_loss(fake: torch.Tensor) -> torch.Tensor:
+            logits = disc(fake)
+            return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+
         def train_step(index: torch.Tensor) -> dict[str, float]:
             real = images[index].to(device)
             fake = gen(z(len(index), noise))
-            loss_d = d_loss(real, fake.detach())
+            loss_d = step(d_loss, real, fake.detach())
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
-            logits = disc(fake)
-            loss_g = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+            loss_g = step(g_loss, fake)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()

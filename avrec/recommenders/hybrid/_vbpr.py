@@ -13,7 +13,7 @@ from avrec.exceptions import ConfigurationError
 from avrec.recommenders._base import Recommender
 from avrec.recommenders._input import FitData
 from avrec.recommenders.cf._bpr import _coo, _fit_fold_in_map, resolve_device
-from avrec.utils import check_positive_int, torch_seed
+from avrec.utils import check_positive_int, get_world_size, torch_seed
 
 __all__ = ["VBPR"]
 
@@ -340,7 +340,10 @@ class VBPR(Recommender):
             groups = [{"params": rows + shared}]
             klass = torch.optim.Adam
         else:  # every triple adds to E's gradient: step on the batch mean, not the sum
-            groups = [{"params": rows}, {"params": shared, "lr": lr / int(self.batch_size)}]
+            # the shared content parameters step on the mean over the global batch
+            # (per-process batch x processes under torchrun)
+            global_batch = int(self.batch_size) * get_world_size()
+            groups = [{"params": rows}, {"params": shared, "lr": lr / global_batch}]
             klass = torch.optim.SGD
         # fused kernels: one pass over each table per step (2.5x faster than the loop on a CPU)
         optimizer = klass(groups, lr=lr, fused=True)
