@@ -12,6 +12,7 @@ written against plain Python (``except ValueError``) keeps working::
     │                                         a model used before ``fit``
     ├── MediaDecodeError (RuntimeError)       corrupt, truncated or unsupported media
     ├── PersistenceError (OSError)            a saved model or file that cannot be read back
+    │   └── DecryptionError                   wrong key, or encrypted data modified or truncated
     ├── ConfigurationError (ValueError)       an invalid hyperparameter, found in ``fit``
     └── PrivacyBudgetExceeded (RuntimeError)  a release that would overspend a DP budget
 
@@ -35,6 +36,7 @@ __all__ = [
     "ConfigurationError",
     "DataValidationError",
     "DataWarning",
+    "DecryptionError",
     "MediaDecodeError",
     "NotFittedError",
     "PersistenceError",
@@ -78,6 +80,14 @@ class MediaDecodeError(AvrecError, RuntimeError):
 
 class PersistenceError(AvrecError, OSError):
     """A saved artefact cannot be read back (missing parts, wrong format or version)."""
+
+
+class DecryptionError(PersistenceError):
+    """Encrypted data cannot be decrypted: wrong key or passphrase, or modified or truncated.
+
+    Authenticated encryption cannot tell a wrong key from a modified file; the
+    message says which is likely. Never accompanied by partial plaintext.
+    """
 
 
 class ConfigurationError(AvrecError, ValueError):

@@ -18,9 +18,17 @@ RUNS = {
         ["--users", "300", "--items", "150", "--density", "0.05"],
         ["NDCG@10", "Popularity", "EASE"],
     ),
+    "explanations.py": (
+        ["--users", "150", "--items", "60", "--out", "plots"],
+        ["because of", "Counterfactual(", "mean area", "wrote "],
+    ),
     "movielens_local.py": (
         ["--users", "150", "--items", "80", "--density", "0.08"],
         ["no path given", "loaded: Interactions(", "EASE"],
+    ),
+    "cold_start.py": (
+        ["--users", "300", "--items", "150"],
+        ["cold-only NDCG@10", "ContentKNN", "FeatureToFactor", "HybridBlend"],
     ),
     "byo_media_and_csv.py": (
         ["--items", "6", "--users", "8", "--seconds", "0.5"],
@@ -33,6 +41,10 @@ RUNS = {
             "custom encoder: HueHistogramNet",
             "shares the genre (video)",
         ],
+    ),
+    "privacy_utility.py": (
+        ["--users", "400", "--items", "100", "--density", "0.08"],
+        ["pseudonymised: Interactions(", "DP popularity", "DPItemKNN", "refused"],
     ),
     "synthetic_corpus.py": (
         ["--items", "12", "--users", "30", "--duration", "0.5"],

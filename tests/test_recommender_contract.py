@@ -1,7 +1,7 @@
 """The contract every recommender honours, run against every exported model.
 
-A model joins this suite by being exported from ``avrec.recommenders`` as a
-concrete :class:`~avrec.recommenders.Recommender` subclass; it can set
+A model joins this suite by being exported from ``avrec.recommenders`` (or
+``avrec.privacy``) as a concrete :class:`~avrec.recommenders.Recommender` subclass; it can set
 ``_test_params`` to small, fast hyperparameters.
 """
 
@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from known_data import block_interactions, block_item_features
 from sklearn.base import clone
 
+import avrec.privacy as privacy
 import avrec.recommenders as recommenders
 from avrec.exceptions import DataValidationError, NotFittedError, PersistenceError
 from avrec.recommenders import Popularity, Recommender
@@ -22,10 +23,11 @@ from avrec.recommenders import Popularity, Recommender
 
 def discover() -> list[type[Recommender]]:
     found = []
-    for name in recommenders.__all__:
-        obj = getattr(recommenders, name)
-        if inspect.isclass(obj) and issubclass(obj, Recommender) and obj is not Recommender:
-            found.append(obj)
+    for package in (recommenders, privacy):
+        for name in package.__all__:
+            obj = getattr(package, name)
+            if inspect.isclass(obj) and issubclass(obj, Recommender) and obj is not Recommender:
+                found.append(obj)
     return found
 
 
