@@ -14,6 +14,7 @@ from avrec.evaluation import ndcg_at_k
 from avrec.exceptions import ConfigurationError, DataValidationError
 from avrec.recommenders import (
     ALS,
+    EASE,
     ContentKNN,
     FeatureToFactor,
     HybridBlend,
@@ -279,10 +280,7 @@ def test_missing_features_name_the_component(data):
 
 
 def test_cold_items_ranked_by_the_content_components_even_at_zero_weight():
-    from known_data import block_interactions, block_item_features
-
     from avrec.data import cold_item_split
-    from avrec.recommenders import ContentKNN, EASE
 
     X = block_interactions()
     F = block_item_features()

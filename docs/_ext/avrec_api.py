@@ -48,6 +48,7 @@ MODULE_ORDER = (
     "avrec.evaluation",
     "avrec.explain",
     "avrec.privacy",
+    "avrec.cli",
     "avrec.exceptions",
     "avrec.utils",
 )
