@@ -386,3 +386,37 @@ def test_a_release_without_privacy_is_refused():
         with pytest.raises(PrivacyBudgetExceeded, match="epsilon=inf"):
             acc.spend(math.inf, mechanism="no noise")
         assert acc.releases == []
+
+
+def test_releases_are_written_to_the_audit_log_before_they_count(tmp_path):
+    from avrec.privacy import AuditLog, laplace_mechanism
+
+    log_path = tmp_path / "audit.jsonl"
+    acc = PrivacyAccountant(epsilon=1.0, delta=1e-5, composition="rdp", audit_log=log_path)
+    laplace_mechanism(np.zeros(3), 1.0, 0.25, random_state=0, accountant=acc, note="counts")
+    acc.spend_gaussian(2.0, sample_rate=0.01, steps=100, mechanism="dp-sgd")
+    with pytest.raises(PrivacyBudgetExceeded):
+        acc.spend(5.0)
+    log = AuditLog(log_path)
+    assert log.verify().ok
+    entries = list(log.entries())
+    assert len(entries) == 2 == len(acc.releases)
+    assert {e["event"] for e in entries} == {"dp_release"}
+    first, second = (e["payload"] for e in entries)
+    assert first["mechanism"] == "laplace" and first["epsilon"] == 0.25
+    assert first["note"] == "counts"
+    assert second["mechanism"] == "dp-sgd" and second["steps"] == 100
+    assert second["spent_epsilon"] == pytest.approx(acc.spent[0])
+
+
+def test_an_unwritable_audit_log_refuses_the_release(tmp_path):
+    from avrec.privacy import AuditLog
+
+    class Broken(AuditLog):
+        def append(self, *args, **kwargs):
+            raise OSError("disk full")
+
+    acc = PrivacyAccountant(epsilon=1.0, audit_log=Broken(tmp_path / "log.jsonl"))
+    with pytest.raises(OSError, match="disk full"):
+        acc.spend(0.5)
+    assert acc.releases == [] and acc.spent == (0.0, 0.0)

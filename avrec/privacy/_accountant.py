@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -76,6 +77,12 @@ class PrivacyAccountant:
     orders : sequence of float, default=None
         ``"rdp"`` only: Rényi orders; None uses
         :data:`~avrec.privacy.DEFAULT_RDP_ORDERS`.
+    audit_log : AuditLog, str, path-like or None, default=None
+        Every accepted release is appended to this hash-chained
+        :class:`~avrec.privacy.AuditLog` (mechanism, epsilon, delta, note, the
+        Gaussian parameters and the budget spent so far) *before* it is recorded; if
+        the log cannot be written the release is refused (the exception propagates
+        and nothing is recorded or sampled).
 
     Attributes
     ----------
@@ -131,6 +138,7 @@ class PrivacyAccountant:
         *,
         slack_delta: float | None = None,
         orders: Sequence[float] | None = None,
+        audit_log: Any = None,
     ) -> None:
         self.epsilon = _check_real(epsilon, "epsilon", low=0.0)
         self.delta = _check_real(delta, "delta", low=0.0, high=1.0, low_open=False)
@@ -145,6 +153,11 @@ class PrivacyAccountant:
             )
         self.slack_delta = slack_delta
         self.orders = tuple(float(a) for a in _check_orders(orders))
+        if audit_log is not None and not hasattr(audit_log, "append"):
+            from avrec.privacy._audit_log import AuditLog
+
+            audit_log = AuditLog(audit_log)
+        self.audit_log = audit_log
         self._records: list[PrivacyRelease] = []
         self._lock = threading.Lock()
 
@@ -386,7 +399,27 @@ class PrivacyAccountant:
                     f"(epsilon={self.epsilon:.6g}, delta={self.delta:.6g}) under "
                     f"{self.composition} composition; nothing was recorded"
                 )
+            if self.audit_log is not None:
+                self._audit(record, self._total(candidate))
             self._records.append(record)
+
+    def _audit(self, record: PrivacyRelease, spent: tuple[float, float]) -> None:
+        from avrec.privacy._audit_log import record_release
+
+        details: dict[str, Any] = {
+            "composition": self.composition,
+            "spent_epsilon": spent[0],
+            "spent_delta": spent[1],
+            "budget_epsilon": self.epsilon,
+            "budget_delta": self.delta,
+        }
+        for name in ("noise_multiplier", "sample_rate", "steps"):
+            value = getattr(record, name)
+            if value is not None:
+                details[name] = value
+        record_release(
+            self.audit_log, record.mechanism, record.epsilon, record.delta, record.note, **details
+        )
 
     def _options(
         self, records: list[PrivacyRelease], delta_budget: float
