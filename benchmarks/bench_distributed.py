@@ -43,6 +43,9 @@ def worker(args: argparse.Namespace) -> None:
     from avrec.features import AudioEncoder, FeatureExtractor, VideoEncoder
     from avrec.utils import barrier, init_from_env, is_main_process, write_json
 
+    if args.pin:  # one core per process: FFmpeg's decoder threads follow the affinity too
+        cores = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cores[int(os.environ.get("LOCAL_RANK", 0)) % len(cores)]})
     ctx = init_from_env()
     threads = args.threads or max(1, (os.cpu_count() or 1) // ctx.world_size)
     torch.set_num_threads(threads)
@@ -67,7 +70,7 @@ def worker(args: argparse.Namespace) -> None:
         write_json(Path(args.out) / "stats.json", stats)
 
 
-def launch(procs: int, threads: int, catalogue: Path, work: Path) -> dict:
+def launch(procs: int, threads: int, catalogue: Path, work: Path, pin: bool = False) -> dict:
     out = work / f"run{procs}"
     out.mkdir()
     threads = threads or max(1, (os.cpu_count() or 1) // procs)
@@ -76,7 +79,7 @@ def launch(procs: int, threads: int, catalogue: Path, work: Path) -> dict:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc_per_node={procs}", __file__, "--worker", "--catalogue", str(catalogue),
            "--shard-dir", str(out / "shards"), "--out", str(out),
-           "--threads", str(threads)]  # fmt: skip
+           "--threads", str(threads), *(["--pin"] if pin else [])]  # fmt: skip
     began = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - began
@@ -97,6 +100,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads per process (0: cores // P)"
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin each process to one core (per-core scaling; else FFmpeg decodes with "
+        "threads on every core and processes contend)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--catalogue", help=argparse.SUPPRESS)
     parser.add_argument("--shard-dir", help=argparse.SUPPRESS)
@@ -115,8 +124,10 @@ def main(argv: list[str] | None = None) -> None:
         catalogue = work / "catalogue.json"
         catalogue.write_text(json.dumps({k: str(v) for k, v in corpus.catalogue().items()}))
         print(f"{args.items} clips x {args.duration:g} s (64x64, 10 fps, 16 kHz), {cores} cores, "
-              f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
-        runs = {p: launch(p, args.threads, catalogue, work) for p in sorted(set(args.procs))}
+              f"load average {os.getloadavg()[0]:.1f}, pinned: {args.pin}")  # fmt: skip
+        runs = {
+            p: launch(p, args.threads, catalogue, work, args.pin) for p in sorted(set(args.procs))
+        }
         feats = {p: ItemFeatures.load(work / f"run{p}" / "features.npz") for p in runs}
     base = min(runs)
     rate = {p: args.items / r["seconds"] for p, r in runs.items()}

@@ -1,4 +1,4 @@
-"""Accuracy against the privacy budget: DPItemKNN, DPEASE and DPBPR vs their non-private models.
+"""Accuracy against the privacy budget: DPItemKNN, DPEASE, DPBPR (DPVBPR) vs non-private models.
 
 Synthetic MovieLens-1M-shaped data (``make_interactions``: 6,040 users x
 3,706 items, density ~4.47%, 20 clusters; ``--scale`` shrinks both
@@ -13,12 +13,16 @@ the non-private ItemKNN, EASE and BPR (and Popularity, the floor) run in
 the same process on the same split. DPItemKNN and DPEASE release one noisy
 Gram matrix (Gaussian mechanism, ``max_items_per_user`` interactions per
 user); DPBPR trains its item table with DP-SGD (Poisson sampling, per-user
-clipping, RDP accounting).
+clipping, RDP accounting). DPVBPR (``--models ...,DPVBPR``) trains VBPR's
+item-side parameters the same way, with public item content features: the
+item's cluster, one-hot, plus Gaussian noise of std ``--feature-noise``; it
+is compared with the non-private VBPR on the same features.
 
 Examples::
 
     python benchmarks/bench_privacy.py                 # full ML-1M shape
     python benchmarks/bench_privacy.py --scale 0.5 --epsilons 1,8,inf
+    python benchmarks/bench_privacy.py --scale 0.25 --models DPBPR,DPVBPR
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ ML1M = (6_040, 3_706, 1_000_209)
 
 def build(name: str, eps: float | None, cfg: dict) -> Any:
     """Model ``name`` at budget ``eps`` (None for the non-private baselines)."""
-    from avrec.privacy import DPBPR, DPEASE, DPItemKNN
-    from avrec.recommenders import BPR, EASE, ItemKNN, Popularity
+    from avrec.privacy import DPBPR, DPEASE, DPVBPR, DPItemKNN
+    from avrec.recommenders import BPR, EASE, VBPR, ItemKNN, Popularity
 
     m, delta = cfg["max_items"], cfg["delta"]
     if name == "Popularity":
@@ -62,8 +66,10 @@ def build(name: str, eps: float | None, cfg: dict) -> Any:
         )
     if name == "DPEASE":
         return DPEASE(l2=cfg["l2"], epsilon=eps, delta=delta, max_items_per_user=m, random_state=0)
-    if name == "DPBPR":
-        return DPBPR(
+    if name == "VBPR":
+        return VBPR(factors=cfg["factors"], device="cpu", random_state=0, verbose=False)
+    if name in ("DPBPR", "DPVBPR"):
+        return (DPBPR if name == "DPBPR" else DPVBPR)(
             factors=cfg["factors"],
             epsilon=eps,
             delta=delta,
@@ -77,11 +83,14 @@ def build(name: str, eps: float | None, cfg: dict) -> Any:
     raise ValueError(name)
 
 
-def measure(model: Any, train: Any, test: Any) -> dict[str, float]:
+def measure(model: Any, train: Any, test: Any, features: Any = None) -> dict[str, float]:
     from avrec.evaluation import evaluate
 
     start = time.perf_counter()
-    model.fit(train)
+    if getattr(model, "_uses_item_features", False):
+        model.fit(train, item_features=features)
+    else:
+        model.fit(train)
     fit_s = time.perf_counter() - start
     res = evaluate(model, train, test, k=(10, 20), metrics=("ndcg", "recall"))
     return {"ndcg10": res["ndcg@10"], "recall20": res["recall@20"], "fit_s": fit_s}
@@ -106,16 +115,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--factors", type=int, default=32)
     parser.add_argument("--sample-rate", type=float, default=0.1, help="DPBPR Poisson rate")
     parser.add_argument("--epochs", type=float, default=40, help="DPBPR expected epochs")
+    parser.add_argument("--feature-noise", type=float, default=0.5, help="DPVBPR features")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     set_threads(args.threads)
+    import numpy as np
+
     from avrec.data import make_interactions, random_split
 
     n_users = max(50, round(ML1M[0] * args.scale))
     n_items = max(30, round(ML1M[1] * args.scale))
     density = ML1M[2] / (ML1M[0] * ML1M[1])
-    X = make_interactions(n_users, n_items, density=density, n_clusters=20, random_state=args.seed)
+    X, _, item_clusters = make_interactions(
+        n_users,
+        n_items,
+        density=density,
+        n_clusters=20,
+        return_clusters=True,
+        random_state=args.seed,
+    )
+    rng = np.random.default_rng(args.seed + 1)
+    features = np.eye(20, dtype=np.float32)[item_clusters]
+    features += args.feature_noise * rng.standard_normal(features.shape).astype(np.float32)
     train, test = random_split(X, test_size=0.2, random_state=0)
     delta = args.delta if args.delta is not None else 1.0 / n_users**1.1
     epsilons = [float(e) for e in args.epsilons.split(",")]
@@ -138,9 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     start = time.perf_counter()
     baseline = {}
-    for name in ["Popularity", "ItemKNN", "EASE", "BPR"]:
+    for name in ["Popularity", "ItemKNN", "EASE", "BPR"] + (["VBPR"] if "DPVBPR" in models else []):
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        baseline[name] = measure(build(name, None, cfg), train, test)
+        baseline[name] = measure(build(name, None, cfg), train, test, features)
     results: dict[str, dict[float, dict]] = {}
     extra: dict[str, dict[float, str]] = {}
     for name in models:
@@ -148,11 +170,11 @@ def main(argv: list[str] | None = None) -> None:
         for eps in epsilons:
             print(f"running {name} epsilon={fmt_eps(eps)} ...", file=sys.stderr, flush=True)
             model = build(name, eps, cfg)
-            results[name][eps] = measure(model, train, test)
-            if name == "DPBPR":
+            results[name][eps] = measure(model, train, test, features)
+            if name in ("DPBPR", "DPVBPR"):
                 extra[name][eps] = f"sigma={model.noise_multiplier_:.3g}"
             print(f"  {results[name][eps]}", file=sys.stderr, flush=True)
-    pairs = {"DPItemKNN": "ItemKNN", "DPEASE": "EASE", "DPBPR": "BPR"}
+    pairs = {"DPItemKNN": "ItemKNN", "DPEASE": "EASE", "DPBPR": "BPR", "DPVBPR": "VBPR"}
     for key, label in (("ndcg10", "NDCG@10"), ("recall20", "Recall@20")):
         rows = []
         for name in models:
