@@ -25,6 +25,7 @@ from avrec.privacy._counts import (
 )
 from avrec.privacy._dp_recommenders import DPEASE, DPItemKNN
 from avrec.privacy._dpbpr import DPBPR
+from avrec.privacy._dpvbpr import DPVBPR
 from avrec.privacy._encrypted_storage import load_encrypted, save_encrypted
 from avrec.privacy._encryption import (
     decrypt_bytes,
@@ -70,6 +71,7 @@ __all__ = [
     "DPBPR",
     "DPEASE",
     "DPItemKNN",
+    "DPVBPR",
     "EpsilonEstimate",
     "KAnonymityReport",
     "LDiversityReport",
