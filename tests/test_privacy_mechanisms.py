@@ -32,7 +32,16 @@ from avrec.privacy._discrete import rational_up, sample_discrete_gaussian
 from avrec.privacy._randomness import _as_source
 
 N = 200_000
-PASS_P = 1e-4  # seeded samples: deterministic; secure ones fail spuriously w.p. 1e-4
+PASS_P = 1e-4  # seeded samples: deterministic, so a fixed threshold never flakes
+#: Unseeded (os.urandom) samples pass a correct test with probability 1 - SECURE_PASS_P; with
+#: ~15 such assertions the suite flakes about once in 10**7 runs. FAIL_P keeps the power.
+SECURE_PASS_P = 1e-9
+
+
+def _pass_p(random_state: object) -> float:
+    return SECURE_PASS_P if random_state == "secure" else PASS_P
+
+
 FAIL_P = 1e-20
 
 
@@ -61,7 +70,7 @@ def test_laplace_noise_has_the_claimed_scale(random_state):
     sens, eps = 2.0, 0.5
     noise = laplace_mechanism(np.zeros(N), sens, eps, random_state=random_state)
     scale = sens / eps
-    assert stats.kstest(noise, "laplace", args=(0, scale)).pvalue > PASS_P
+    assert stats.kstest(noise, "laplace", args=(0, scale)).pvalue > _pass_p(random_state)
     for wrong in (1.3 * scale, 0.7 * scale):
         assert stats.kstest(noise, "laplace", args=(0, wrong)).pvalue < FAIL_P
 
@@ -102,7 +111,7 @@ def test_snapped_laplace_is_a_rounded_laplace_on_the_power_of_two_grid(random_st
         return pmf
 
     k = (out / grid).astype(np.int64)
-    assert _chi2_pvalue(k, pmf_at(lam), 40) > PASS_P
+    assert _chi2_pvalue(k, pmf_at(lam), 40) > _pass_p(random_state)
     assert _chi2_pvalue(k, pmf_at(1.3 * lam), 40) < FAIL_P
     assert _chi2_pvalue(k, pmf_at(0.7 * lam), 40) < FAIL_P
 
@@ -127,7 +136,7 @@ def test_gaussian_noise_has_the_claimed_scale(random_state, analytic):
     noise = gaussian_mechanism(
         np.zeros(N), sens, eps, delta, analytic=analytic, random_state=random_state
     )
-    assert stats.kstest(noise, "norm", args=(0, sigma)).pvalue > PASS_P
+    assert stats.kstest(noise, "norm", args=(0, sigma)).pvalue > _pass_p(random_state)
     for wrong in (1.3 * sigma, 0.7 * sigma):
         assert stats.kstest(noise, "norm", args=(0, wrong)).pvalue < FAIL_P
 
@@ -155,7 +164,7 @@ def test_discrete_laplace_matches_its_pmf(random_state, sens, eps):
     assert noise.dtype == np.int64
     t = sens / eps
     radius = int(40 * t) + 5
-    assert _chi2_pvalue(noise, _dlaplace_pmf(t), radius) > PASS_P
+    assert _chi2_pvalue(noise, _dlaplace_pmf(t), radius) > _pass_p(random_state)
     assert _chi2_pvalue(noise, _dlaplace_pmf(1.3 * t), radius) < FAIL_P
     assert _chi2_pvalue(noise, _dlaplace_pmf(0.7 * t), radius) < FAIL_P
 
@@ -188,7 +197,7 @@ def test_discrete_gaussian_mechanism_matches_its_pmf(random_state):
     sigma2 = float(rational_up(discrete_gaussian_sigma(eps, delta) ** 2))
     noise = discrete_gaussian(np.zeros(N, dtype=np.int64), 1, eps, delta, random_state=random_state)
     radius = int(10 * math.sqrt(sigma2)) + 5
-    assert _chi2_pvalue(noise, _dgauss_pmf(sigma2), radius) > PASS_P
+    assert _chi2_pvalue(noise, _dgauss_pmf(sigma2), radius) > _pass_p(random_state)
     assert _chi2_pvalue(noise, _dgauss_pmf(1.3**2 * sigma2), radius) < FAIL_P
     assert _chi2_pvalue(noise, _dgauss_pmf(0.7**2 * sigma2), radius) < FAIL_P
 
@@ -223,7 +232,7 @@ def test_randomized_response_flips_with_the_claimed_probability(random_state):
     reports = randomized_response(truth, eps, random_state=random_state)
     assert reports.dtype == np.int8 and set(np.unique(reports)) <= {0, 1}
     flips = int(np.sum(reports != truth))
-    assert stats.binomtest(flips, N, special.expit(-eps)).pvalue > PASS_P
+    assert stats.binomtest(flips, N, special.expit(-eps)).pvalue > _pass_p(random_state)
     for wrong in (1.3 * eps, 0.7 * eps):
         assert stats.binomtest(flips, N, special.expit(-wrong)).pvalue < FAIL_P
 
@@ -268,7 +277,7 @@ def test_exponential_mechanism_selects_with_softmax_probabilities(random_state, 
     def probs(e):
         return special.softmax(e * scores / (factor * sens))
 
-    assert stats.chisquare(counts, N * probs(eps)).pvalue > PASS_P
+    assert stats.chisquare(counts, N * probs(eps)).pvalue > _pass_p(random_state)
     for wrong in (1.3 * eps, 0.7 * eps):
         assert stats.chisquare(counts, N * probs(wrong)).pvalue < FAIL_P
 
@@ -311,26 +320,26 @@ def test_exponential_mechanism_shapes_and_exclusion():
 # ------------------------------------------------------------------ secure source
 def test_secure_uniforms_are_uniform_and_full_range_uniform_is_uniform():
     src = _as_source("secure")
-    assert stats.kstest(src.uniform_open(N), "uniform").pvalue > PASS_P
+    assert stats.kstest(src.uniform_open(N), "uniform").pvalue > SECURE_PASS_P
     full = src.uniform_full(N)
     assert np.all((full > 0) & (full < 1))
-    assert stats.kstest(full, "uniform").pvalue > PASS_P
+    assert stats.kstest(full, "uniform").pvalue > SECURE_PASS_P
     assert stats.kstest(full, "uniform", args=(0, 1.3)).pvalue < FAIL_P
     # small values occur with the right frequency (the exponent is geometric)
-    assert stats.binomtest(int(np.sum(full < 2.0**-10)), N, 2.0**-10).pvalue > PASS_P
+    assert stats.binomtest(int(np.sum(full < 2.0**-10)), N, 2.0**-10).pvalue > SECURE_PASS_P
 
 
 def test_secure_gumbel_and_exact_integers():
     src = _as_source(SecureRandom())
     g = src.gumbel(N)
-    assert stats.kstest(g, "gumbel_r").pvalue > PASS_P
+    assert stats.kstest(g, "gumbel_r").pvalue > SECURE_PASS_P
     assert stats.kstest(g, "gumbel_r", args=(0, 1.3)).pvalue < FAIL_P
     ints = src.randbelow(6, 60_000)
-    assert stats.chisquare(np.bincount(ints, minlength=6)).pvalue > PASS_P
+    assert stats.chisquare(np.bincount(ints, minlength=6)).pvalue > SECURE_PASS_P
     big = src.randbelow(3 * 2**70, 20_000)
     assert big.dtype == object and max(big) < 3 * 2**70
     top = np.array([int(v) >> 70 for v in big])
-    assert stats.chisquare(np.bincount(top, minlength=3)).pvalue > PASS_P
+    assert stats.chisquare(np.bincount(top, minlength=3)).pvalue > SECURE_PASS_P
 
 
 # ------------------------------------------------------------------ validation
