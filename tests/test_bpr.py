@@ -151,3 +151,22 @@ def test_partial_fit_adds_users_with_good_recommendations():
     pop = Popularity().fit(old).recommend(k=10, X=new_train.matrix)[0]
     ours, base = recall_at_k(idx, new_test.matrix, 10), recall_at_k(pop, new_test.matrix, 10)
     assert ours > 1.3 * base, (ours, base)
+
+
+def test_partial_fit_on_new_users_does_not_make_old_users_forget():
+    X = make_interactions(
+        400, 120, density=0.1, n_clusters=4, popularity_exponent=0.5, random_state=1
+    )
+    old, new = X.subset(users=np.arange(300)), X.subset(users=np.arange(300, 400))
+    old_train, old_test = random_split(old, test_size=0.3, random_state=0)
+    new_train, new_test = random_split(new, test_size=0.3, random_state=0)
+    model = BPR(random_state=0, **FAST).fit(old_train)
+    before = recall_at_k(model.recommend(np.arange(300), k=10)[0], old_test.matrix, 10)
+    no_history = sp.csr_matrix(new_train.matrix.shape, dtype=np.float32)
+    cold_start = model.recommend(k=10, X=no_history, exclude=new_train.matrix)[0]
+    model.partial_fit(new_train)
+    after = recall_at_k(model.recommend(np.arange(300), k=10)[0], old_test.matrix, 10)
+    assert after >= 0.8 * before, (before, after)  # old users keep their quality
+    learned = model.recommend(np.arange(300, 400), k=10)[0]
+    ours = recall_at_k(learned, new_test.matrix, 10)
+    assert ours > 1.3 * recall_at_k(cold_start, new_test.matrix, 10)  # new users improve
