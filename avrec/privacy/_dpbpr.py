@@ -17,6 +17,7 @@ from avrec.privacy._dpsgd import (
     DenseAdam,
     check_real,
     clipped_gradient_sum,
+    fold_in_users,
     padded_rows,
     sample_distinct_negatives,
 )
@@ -29,9 +30,6 @@ from avrec.utils import check_positive_int, progress, torch_seed
 __all__ = ["DPBPR"]
 
 logger = logging.getLogger(__name__)
-
-#: Bound on the ``users x history x items`` float32 block of the fold-in.
-_FOLD_IN_BLOCK = 2**24
 
 
 class DPBPR(AccountedFit, Recommender):
@@ -383,46 +381,12 @@ class DPBPR(AccountedFit, Recommender):
         return scores
 
     def _fold_in(self, hist: sp.csr_matrix) -> np.ndarray:
-        """User factors from histories alone: gradient descent on each user's BPR loss.
-
-        Every non-history item is a negative of every history item, so the
-        result is deterministic and each user's factor depends only on their
-        own history and the (DP) item table.
-        """
-        import torch
-
-        V = torch.from_numpy(self.item_factors_)
-        b = torch.from_numpy(self.item_bias_)
-        n_items, f = V.shape
-        n = hist.shape[0]
-        out = np.zeros((n, f), dtype=np.float32)
-        lengths = np.diff(hist.indptr)
-        hmax = int(lengths.max()) if n else 0
-        if hmax == 0:
-            return out
-        chunk = max(1, _FOLD_IN_BLOCK // (hmax * n_items))
-        lr, reg = float(self.user_learning_rate), float(self.regularization)
-        for start in range(0, n, chunk):
-            rows = hist[start : start + chunk]
-            B = rows.shape[0]
-            cnt = np.diff(rows.indptr)
-            idx = np.zeros((B, hmax), dtype=np.int64)
-            pm = np.arange(hmax)[None, :] < cnt[:, None]
-            idx[pm] = rows.indices
-            idx_t, pm_t = torch.from_numpy(idx), torch.from_numpy(pm).float()
-            neg = torch.ones(B, n_items)
-            neg[torch.from_numpy(np.repeat(np.arange(B), cnt)), torch.from_numpy(rows.indices)] = 0
-            n_neg = neg.sum(1, keepdim=True)
-            norm = torch.where(n_neg > 0, 1.0 / n_neg.clamp(min=1), torch.zeros_like(n_neg))
-            u = torch.zeros(B, f)
-            V_h = V[idx_t]  # (B, hmax, f)
-            for _ in range(int(self.fold_in_steps)):
-                s = u @ V.T + b  # (B, n_items)
-                s_pos = torch.gather(s, 1, idx_t)  # (B, hmax)
-                P = torch.sigmoid(s[:, None, :] - s_pos[:, :, None])
-                P *= pm_t[:, :, None] * neg[:, None, :]
-                col, row = P.sum(1), P.sum(2)  # (B, n_items), (B, hmax)
-                g = (col @ V - torch.einsum("bh,bhf->bf", row, V_h)) * norm
-                u -= lr * (g + reg * u)
-            out[start : start + B] = u.numpy()
-        return out
+        """User factors from histories alone (:func:`fold_in_users`), no privacy cost."""
+        return fold_in_users(
+            hist,
+            self.item_factors_,
+            self.item_bias_,
+            steps=int(self.fold_in_steps),
+            learning_rate=float(self.user_learning_rate),
+            regularization=float(self.regularization),
+        )

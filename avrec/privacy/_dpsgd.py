@@ -1,8 +1,9 @@
 """User-level DP-SGD building blocks: per-user gradients, clipping, negatives, the optimiser.
 
-Used by :class:`~avrec.privacy.DPBPR`. A *user* is the privacy unit: each
-sampled user's gradient (the sum over their triples) is computed with
-``torch.func.vmap(grad(...))``, clipped as a whole, and only then summed and
+Used by :class:`~avrec.privacy.DPBPR` and :class:`~avrec.privacy.DPVBPR`, which also share
+:func:`fold_in_users` (user factors from a user's own history, no privacy cost). A *user*
+is the privacy unit: each sampled user's gradient (the sum over their triples) is
+computed with ``torch.func.vmap(grad(...))``, clipped as a whole, and only then summed and
 noised.
 """
 
@@ -20,6 +21,7 @@ from avrec.exceptions import ConfigurationError
 __all__ = [
     "clip_per_user",
     "clipped_gradient_sum",
+    "fold_in_users",
     "per_user_gradients",
     "sample_distinct_negatives",
 ]
@@ -234,3 +236,72 @@ def check_real(value: Any, name: str, *, allow_zero: bool) -> None:
     if not ok or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         need = "a non-negative" if allow_zero else "a positive"
         raise ConfigurationError(f"{name} must be {need} finite number, got {value!r}")
+
+
+#: Bound on the ``users x history x items`` float32 block of the fold-in.
+_FOLD_IN_BLOCK = 2**24
+
+
+def fold_in_users(
+    hist: sp.csr_matrix,
+    V: np.ndarray,
+    bias: np.ndarray,
+    *,
+    steps: int,
+    learning_rate: float,
+    regularization: float,
+) -> np.ndarray:
+    """User vectors from their histories alone: gradient descent on each user's BPR loss.
+
+    Each history item is paired with every non-history item as a negative;
+    the user vector starts at zero. Deterministic; each result depends only
+    on the user's own history and the (DP) item vectors ``V`` and ``bias``.
+
+    Parameters
+    ----------
+    hist : scipy.sparse.csr_matrix of shape (n, n_items)
+    V : ndarray of shape (n_items, k)
+    bias : ndarray of shape (n_items,)
+    steps : int
+    learning_rate, regularization : float
+
+    Returns
+    -------
+    ndarray of shape (n, k), dtype float32
+    """
+    import torch
+
+    Vt = torch.from_numpy(np.ascontiguousarray(V, dtype=np.float32))
+    b = torch.from_numpy(np.ascontiguousarray(bias, dtype=np.float32))
+    n_items, k = Vt.shape
+    n = hist.shape[0]
+    out = np.zeros((n, k), dtype=np.float32)
+    lengths = np.diff(hist.indptr)
+    hmax = int(lengths.max()) if n else 0
+    if hmax == 0 or k == 0:
+        return out
+    chunk = max(1, _FOLD_IN_BLOCK // (hmax * n_items))
+    for start in range(0, n, chunk):
+        rows = hist[start : start + chunk]
+        B = rows.shape[0]
+        cnt = np.diff(rows.indptr)
+        idx = np.zeros((B, hmax), dtype=np.int64)
+        pm = np.arange(hmax)[None, :] < cnt[:, None]
+        idx[pm] = rows.indices
+        idx_t, pm_t = torch.from_numpy(idx), torch.from_numpy(pm).float()
+        neg = torch.ones(B, n_items)
+        neg[torch.from_numpy(np.repeat(np.arange(B), cnt)), torch.from_numpy(rows.indices)] = 0
+        n_neg = neg.sum(1, keepdim=True)
+        norm = torch.where(n_neg > 0, 1.0 / n_neg.clamp(min=1), torch.zeros_like(n_neg))
+        u = torch.zeros(B, k)
+        V_h = Vt[idx_t]  # (B, hmax, k)
+        for _ in range(steps):
+            s = u @ Vt.T + b
+            s_pos = torch.gather(s, 1, idx_t)
+            P = torch.sigmoid(s[:, None, :] - s_pos[:, :, None])
+            P *= pm_t[:, :, None] * neg[:, None, :]
+            col, row = P.sum(1), P.sum(2)
+            g = (col @ Vt - torch.einsum("bh,bhf->bf", row, V_h)) * norm
+            u -= learning_rate * (g + regularization * u)
+        out[start : start + B] = u.numpy()
+    return out

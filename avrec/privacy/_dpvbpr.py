@@ -15,10 +15,11 @@ from avrec.privacy._dpsgd import (
     DenseAdam,
     check_real,
     clipped_gradient_sum,
+    fold_in_users,
     padded_rows,
     sample_distinct_negatives,
 )
-from avrec.privacy._dpvbpr_grads import clipped_content_gradient_sum, fold_in_users
+from avrec.privacy._dpvbpr_grads import clipped_content_gradient_sum
 from avrec.recommenders._input import FitData
 from avrec.utils import check_positive_int, progress, torch_seed
 

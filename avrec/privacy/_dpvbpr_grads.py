@@ -3,7 +3,7 @@
 The released item-side parameters of VBPR (item factors with bias, the projection ``E`` and
 the feature bias ``beta'``) get per-user gradients with :func:`torch.func.vmap` of
 :func:`torch.func.grad`; :func:`clip_jointly` bounds each user's contribution before the
-sum is noised. :func:`fold_in_users` fits the private user side from a user's own history.
+sum is noised.
 """
 
 from __future__ import annotations
@@ -11,20 +11,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-import scipy.sparse as sp
-
 __all__ = [
     "clip_jointly",
     "clipped_content_gradient_sum",
-    "fold_in_users",
     "per_user_content_gradients",
 ]
 
 #: Bound on the per-user ``content_factors x d`` gradients held at once (floats).
 _GRAD_BLOCK = 2**24
-#: Bound on the ``users x history x items`` float32 block of the fold-in.
-_FOLD_IN_BLOCK = 2**24
 
 
 def _user_content_loss(
@@ -193,68 +187,3 @@ def clipped_content_gradient_sum(
     n_trip = float(mask.sum())
     loss = total / n_trip if n_trip else math.nan
     return sum_table, sum_E, sum_beta, torch.cat(g_users), torch.cat(g_thetas), loss
-
-
-def fold_in_users(
-    hist: sp.csr_matrix,
-    V: np.ndarray,
-    bias: np.ndarray,
-    *,
-    steps: int,
-    learning_rate: float,
-    regularization: float,
-) -> np.ndarray:
-    """User vectors from their histories alone: gradient descent on each user's BPR loss.
-
-    Each history item is paired with every non-history item as a negative;
-    the user vector starts at zero. Deterministic; each result depends only
-    on the user's own history and the (DP) item vectors ``V`` and ``bias``.
-
-    Parameters
-    ----------
-    hist : scipy.sparse.csr_matrix of shape (n, n_items)
-    V : ndarray of shape (n_items, k)
-    bias : ndarray of shape (n_items,)
-    steps : int
-    learning_rate, regularization : float
-
-    Returns
-    -------
-    ndarray of shape (n, k), dtype float32
-    """
-    import torch
-
-    Vt = torch.from_numpy(np.ascontiguousarray(V, dtype=np.float32))
-    b = torch.from_numpy(np.ascontiguousarray(bias, dtype=np.float32))
-    n_items, k = Vt.shape
-    n = hist.shape[0]
-    out = np.zeros((n, k), dtype=np.float32)
-    lengths = np.diff(hist.indptr)
-    hmax = int(lengths.max()) if n else 0
-    if hmax == 0 or k == 0:
-        return out
-    chunk = max(1, _FOLD_IN_BLOCK // (hmax * n_items))
-    for start in range(0, n, chunk):
-        rows = hist[start : start + chunk]
-        B = rows.shape[0]
-        cnt = np.diff(rows.indptr)
-        idx = np.zeros((B, hmax), dtype=np.int64)
-        pm = np.arange(hmax)[None, :] < cnt[:, None]
-        idx[pm] = rows.indices
-        idx_t, pm_t = torch.from_numpy(idx), torch.from_numpy(pm).float()
-        neg = torch.ones(B, n_items)
-        neg[torch.from_numpy(np.repeat(np.arange(B), cnt)), torch.from_numpy(rows.indices)] = 0
-        n_neg = neg.sum(1, keepdim=True)
-        norm = torch.where(n_neg > 0, 1.0 / n_neg.clamp(min=1), torch.zeros_like(n_neg))
-        u = torch.zeros(B, k)
-        V_h = Vt[idx_t]  # (B, hmax, k)
-        for _ in range(steps):
-            s = u @ Vt.T + b
-            s_pos = torch.gather(s, 1, idx_t)
-            P = torch.sigmoid(s[:, None, :] - s_pos[:, :, None])
-            P *= pm_t[:, :, None] * neg[:, None, :]
-            col, row = P.sum(1), P.sum(2)
-            g = (col @ Vt - torch.einsum("bh,bhf->bf", row, V_h)) * norm
-            u -= learning_rate * (g + regularization * u)
-        out[start : start + B] = u.numpy()
-    return out
