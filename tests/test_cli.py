@@ -300,3 +300,11 @@ def test_python_m_avrec():
         [sys.executable, "-m", "avrec", "--version"], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0 and proc.stdout.startswith("avrec ")
+
+
+def test_content_model_without_features_names_the_option(log_csv, capsys):
+    path, _ = log_csv
+    code = main(["evaluate", "--interactions", str(path), "--models", "contentknn"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "ContentKNN needs item_features" in err and "--features" in err

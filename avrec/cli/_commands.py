@@ -20,6 +20,7 @@ __all__ = [
     "extract_command",
     "evaluate_command",
     "find_media",
+    "fit_model",
     "load_interactions",
     "recommend_command",
 ]
@@ -288,13 +289,34 @@ def build_model(name: str, *, seed: int = 0, verbose: bool = False) -> Any:
     return model
 
 
-def _fit(model: Any, X: Interactions, features: Any) -> Any:
+def fit_model(model: Any, X: Interactions, features: Any) -> Any:
+    """Fit ``model`` on ``X``, passing ``features`` to the models that use item features.
+
+    Parameters
+    ----------
+    model : Recommender
+    X : Interactions
+    features : ItemFeatures or None
+
+    Returns
+    -------
+    Recommender
+        ``model``, fitted.
+
+    Raises
+    ------
+    ConfigurationError
+        If the model cannot work without item features and none were given (the
+        message names ``--features``).
+    """
     if getattr(model, "_uses_item_features", False) and features is not None:
         return model.fit(X, item_features=features)
-    needs = type(model).__name__ in ("ContentKNN", "FeatureToFactor")
-    if needs and features is None:
-        raise ConfigurationError(f"{type(model).__name__} needs --features")
-    return model.fit(X)
+    try:
+        return model.fit(X)
+    except DataValidationError as exc:
+        if features is None and "item_features" in str(exc):
+            raise ConfigurationError(f"{exc}; give --features FILE (from `avrec extract`)") from exc
+        raise
 
 
 def evaluate_command(
@@ -361,7 +383,7 @@ def evaluate_command(
     print(f"{'model':<16}" + "".join(f"{key:>14}" for key in keys) + f"{'fit s':>9}", file=out)
     for name, model in built:
         start = time.perf_counter()
-        _fit(model, train, feats)
+        fit_model(model, train, feats)
         seconds = time.perf_counter() - start
         res = evaluate(
             model,
@@ -432,7 +454,7 @@ def recommend_command(
                 f"the model in {model_dir} was fitted on another item catalogue"
             )
     else:
-        fitted = _fit(build_model(model, seed=seed), X, feats)
+        fitted = fit_model(build_model(model, seed=seed), X, feats)
     if save_model is not None:
         fitted.save(save_model)
     ids = np.asarray(list(users))

@@ -393,6 +393,7 @@ def evaluate_models(
     fit_seconds : dict of str to float
     fitted : dict of str to Recommender
     """
+    from avrec.cli._commands import fit_model
     from avrec.evaluation import evaluate
     from avrec.utils import progress
 
@@ -411,10 +412,7 @@ def evaluate_models(
         if "verbose" in model.get_params(deep=False):
             model.set_params(verbose=False)  # one bar over the models is enough
         start = time.perf_counter()
-        if getattr(model, "_uses_item_features", False):
-            model.fit(train, item_features=features)
-        else:
-            model.fit(train)
+        fit_model(model, train, features)
         seconds[name] = time.perf_counter() - start
         metrics[name] = measure(model)
         fitted[name] = model
