@@ -14,7 +14,8 @@ written against plain Python (``except ValueError``) keeps working::
     ├── PersistenceError (OSError)            a saved model or file that cannot be read back
     │   └── DecryptionError                   wrong key, or encrypted data modified or truncated
     ├── ConfigurationError (ValueError)       an invalid hyperparameter, found in ``fit``
-    └── PrivacyBudgetExceeded (RuntimeError)  a release that would overspend a DP budget
+    ├── PrivacyBudgetExceeded (RuntimeError)  a release that would overspend a DP budget
+    └── AccessDenied (PermissionError)        an access policy refused a read
 
     AvrecWarning (UserWarning)
     └── DataWarning                           suspicious but usable data (e.g. dropped rows)
@@ -31,6 +32,7 @@ from __future__ import annotations
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
 __all__ = [
+    "AccessDenied",
     "AvrecError",
     "AvrecWarning",
     "ConfigurationError",
@@ -96,6 +98,14 @@ class ConfigurationError(AvrecError, ValueError):
 
 class PrivacyBudgetExceeded(AvrecError, RuntimeError):
     """A differentially private release would spend more than the remaining budget."""
+
+
+class AccessDenied(AvrecError, PermissionError):
+    """An :class:`~avrec.privacy.AccessPolicy` does not allow this read.
+
+    The message says who asked for what, for which purpose, and which rule was
+    missing; the refusal is in the audit log too. Nothing was read.
+    """
 
 
 class AvrecWarning(UserWarning):

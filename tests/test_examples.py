@@ -14,6 +14,16 @@ EXAMPLES = ROOT / "examples"
 
 #: script -> (small-size arguments, lines its output must contain)
 RUNS = {
+    "access_control.py": (
+        ["--users", "200", "--items", "60", "--density", "0.08"],
+        [
+            "allowed: recsys-api/training gets modalities ['audio']",
+            "denied: alice asks for timestamps: fields ['timestamps'] are not granted",
+            "denied: the intern: no rule lets roles ['summer-intern']",
+            "audit log verified: True (7 entries)",
+            "tampering detected at entry 4: hash mismatch",
+        ],
+    ),
     "quickstart.py": (
         ["--users", "300", "--items", "150", "--density", "0.05"],
         ["NDCG@10", "Popularity", "EASE"],

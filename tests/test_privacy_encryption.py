@@ -27,7 +27,7 @@ pytest.importorskip("cryptography")
 
 KEY = bytes(range(32))
 FAST = {"scrypt_n": 2**10}  # keeps passphrase tests quick; the default is 2**17
-HEADER = 32  # magic 8 + version + kdf + chunk + nonce 12 ... (raw key)
+HEADER = 8 + 3 + 12  # magic, version, kdf, chunk size, nonce (raw key)
 
 
 def test_round_trip_and_layout():
@@ -252,3 +252,16 @@ def test_an_encrypted_plain_file_is_not_an_object(tmp_path):
         load_encrypted(path, KEY)
     with pytest.raises(PersistenceError, match="not found"):
         load_encrypted(tmp_path / "missing", KEY)
+
+
+def test_one_file_is_capped_at_the_gcm_invocation_budget(monkeypatch):
+    # every chunk is one AES-GCM invocation; one file may use at most _MAX_CHUNKS of them
+    from avrec.privacy import _encryption
+
+    monkeypatch.setattr(_encryption, "_MAX_CHUNKS", 4)
+    data = bytes(range(256))  # exactly 4 chunks of 64 bytes
+    blob = encrypt_bytes(data, KEY, chunk_size=64)
+    assert len(blob) == HEADER + len(data) + 4 * 16  # 4 invocations, 4 tags
+    assert decrypt_bytes(blob, KEY) == data
+    with pytest.raises(ConfigurationError, match="more than 2\\*\\*32 chunks"):
+        encrypt_bytes(data + b"x", KEY, chunk_size=64)

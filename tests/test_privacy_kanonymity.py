@@ -92,7 +92,8 @@ def test_mondrian_known_example():
         == ["[21, 24]"] * 2 + ["[33, 38]"] * 2 + ["[45, 52]"] * 2 + ["[57, 60]"] * 2
     )
     assert result.table["gender"].tolist() == ["f", "f", "m", "m", "{f, m}", "{f, m}", "m", "m"]
-    assert result.table["plays"].tolist() == list(range(8))  # other columns untouched
+    for c in range(4):  # other columns untouched, each row with its class
+        assert sorted(result.table["plays"][result.partition == c]) == [2 * c, 2 * c + 1]
     assert result.partition.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
     assert result.n_classes == 4 and result.k == 2
     assert result.boxes[2] == {"age": (45, 52), "gender": frozenset({"f", "m"})}
@@ -192,7 +193,7 @@ def has_allowable_cut(table, qis, k):
 @given(case=tables())
 def test_mondrian_output_is_k_anonymous_and_covers_every_row(case):
     table, qis, k = case
-    result = mondrian(table, qis, k)
+    result = mondrian(table, qis, k, reorder=False)  # rows in input order, to check them
     out = result.table
     # k-anonymous, and the partition agrees with the generalised values
     assert check_k_anonymity(out, qis, k=k).ok
@@ -221,7 +222,7 @@ def test_mondrian_output_is_k_anonymous_and_covers_every_row(case):
 @given(case=tables())
 def test_mondrian_classes_do_not_overlap_and_are_minimal(case):
     table, qis, k = case
-    result = mondrian(table, qis, k)
+    result = mondrian(table, qis, k, reorder=False)
     # strict partitioning: the boxes of two classes never both contain a row's values
     for c, box in enumerate(result.boxes):
         inside = np.ones(len(table), dtype=bool)
@@ -255,9 +256,59 @@ def test_mondrian_with_a_hierarchy_is_k_anonymous(genres, data):
         age=data.draw(st.lists(st.integers(10, 70), min_size=len(genres), max_size=len(genres))),
     )
     k = data.draw(st.integers(1, len(genres)))
-    result = mondrian(table, ["genre", "age"], k, hierarchies={"genre": GENRES})
+    result = mondrian(table, ["genre", "age"], k, hierarchies={"genre": GENRES}, reorder=False)
     assert check_k_anonymity(result.table, ["genre", "age"], k=k).ok
     assert set(result.table["genre"]) <= set(GENRES) | set(GENRES.values())
     for row, c in enumerate(result.partition):
         assert genres[row] in result.boxes[c]["genre"]
     assert 0 <= result.information_loss <= 1
+
+
+# ------------------------------------------------------------------ Mondrian row order
+def test_mondrian_release_hides_the_input_order_and_index():
+    rng = np.random.default_rng(0)
+    n = 200
+    users = frame(age=np.repeat(np.arange(20, 30), 20), row=np.arange(n))
+    users.index = [f"user{i:03d}" for i in range(n)]  # an index of ids: itself a leak
+    result = mondrian(users, ["age"], k=20, random_state=1)
+    out = result.table
+    assert out.index.equals(pd.RangeIndex(n))
+    assert np.all(np.diff(result.partition) >= 0)  # grouped by class
+    assert result.n_classes == 10
+    # same rows and classes as the order-keeping release
+    kept = mondrian(users, ["age"], k=20, reorder=False)
+    assert kept.table.index.equals(users.index) and kept.table["row"].tolist() == list(range(n))
+    assert sorted(map(tuple, out.to_numpy().tolist())) == sorted(
+        map(tuple, kept.table.to_numpy().tolist())
+    )
+    assert math.isclose(result.information_loss, kept.information_loss)
+    # within each class the input order is gone: rank correlation with it is near 0
+    taus = []
+    for c in range(result.n_classes):
+        rows = out["row"].to_numpy()[result.partition == c]
+        pairs = np.sign(rows[None, :] - rows[:, None]) * np.sign(
+            np.arange(rows.size)[None, :] - np.arange(rows.size)[:, None]
+        )
+        taus.append(pairs.sum() / (rows.size * (rows.size - 1)))
+    assert abs(np.mean(taus)) < 0.15 and max(np.abs(taus)) < 0.6
+    # the class order follows the boxes, not the input: permuting the input changes nothing
+    shuffled = users.iloc[rng.permutation(n)]
+    again = mondrian(shuffled, ["age"], k=20, random_state=1)
+    assert again.table["age"].tolist() == out["age"].tolist()
+    assert [b["age"] for b in again.boxes] == [(a, a) for a in range(20, 30)]
+    # reproducible for a seed, different for another
+    assert mondrian(users, ["age"], k=20, random_state=1).table.equals(out)
+    assert not mondrian(users, ["age"], k=20, random_state=2).table.equals(out)
+
+
+def test_mondrian_class_order_is_by_box_with_several_quasi_identifiers():
+    users = frame(age=[60, 21, 45, 33, 57, 24, 52, 38], gender=list("mfmmmffm"))
+    a = mondrian(users, ["age", "gender"], k=2, random_state=0)
+    b = mondrian(users.iloc[::-1], ["age", "gender"], k=2, random_state=0)
+    assert a.table["age"].tolist() == b.table["age"].tolist()
+    assert a.table["age"].tolist() == [
+        "[21, 24]", "[21, 24]", "[33, 38]", "[33, 38]",
+        "[45, 52]", "[45, 52]", "[57, 60]", "[57, 60]",
+    ]  # fmt: skip
+    with pytest.raises(ConfigurationError, match="random_state"):
+        mondrian(users, ["age"], k=2, random_state="seed")

@@ -8,6 +8,8 @@ import hmac
 import json
 import math
 import os
+import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,8 +29,10 @@ __all__ = ["AuditLog", "AuditVerification", "record_release"]
 
 #: ``prev_hash`` of the first entry.
 GENESIS_HASH = "0" * 64
-_FIELDS = frozenset({"alg", "event", "hash", "payload", "prev_hash", "seq", "time"})
+_FIELDS = frozenset({"alg", "event", "hash", "log_id", "payload", "prev_hash", "seq", "time"})
+_OLD_FIELDS = _FIELDS - {"log_id"}  # entries written before logs had an id
 _MIN_KEY_BYTES = 32
+_LOG_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def _jsonable(obj: Any) -> Any:
@@ -50,6 +54,29 @@ def _canonical(obj: Any) -> bytes:
     ).encode("utf-8")
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _parse_line(line: bytes) -> tuple[Any, str | None]:
+    """``(entry, None)`` for a JSON line without duplicate keys, else ``(None, reason)``."""
+    try:
+        return json.loads(line, object_pairs_hook=_no_duplicates), None
+    except _DuplicateKey as exc:
+        return None, f"{exc} in the entry (a reader could see either value)"
+    except ValueError:
+        return None, "not valid JSON"
+
+
 @dataclass(frozen=True)
 class AuditVerification:
     """What :meth:`AuditLog.verify` found. True in a boolean context when the log is intact.
@@ -67,6 +94,9 @@ class AuditVerification:
         Why it failed, or ``"ok"``.
     head : str
         Hash of the last entry that verified (64 zeros for none).
+    log_id : str or None
+        The id the first entry binds the log to (None for an empty log or an
+        unreadable first entry).
     """
 
     ok: bool
@@ -74,6 +104,7 @@ class AuditVerification:
     first_bad: int | None
     reason: str
     head: str
+    log_id: str | None = None
 
     def __bool__(self) -> bool:
         return self.ok
@@ -83,11 +114,15 @@ class AuditLog:
     """An append-only, hash-chained log of privacy-relevant events, one JSON object per line.
 
     Each entry holds a sequence number ``seq``, a UTC ``time``, an ``event``
-    name, a JSON ``payload``, the previous entry's hash ``prev_hash`` and its
-    own ``hash``: SHA-256 (or HMAC-SHA-256 with ``key``) over the canonical JSON
-    (sorted keys, no whitespace, UTF-8) of every other field. Changing,
-    inserting, removing or reordering an entry breaks the chain at that point,
-    which :meth:`verify` reports.
+    name, a JSON ``payload``, the log's random ``log_id`` (drawn when the first
+    entry is written, the same in every entry), the previous entry's hash
+    ``prev_hash`` and its own ``hash``: SHA-256 (or HMAC-SHA-256 with ``key``)
+    over the canonical JSON (sorted keys, no whitespace, UTF-8) of every other
+    field. Each line must be exactly that canonical JSON (no other spacing, no
+    duplicate keys). Changing, inserting, removing or reordering an entry breaks
+    the chain at that point, which :meth:`verify` reports; replacing the whole
+    file by another log written under the same key shows as another
+    :attr:`log_id` (``verify(expected_log_id=...)``).
 
     Parameters
     ----------
@@ -114,10 +149,16 @@ class AuditLog:
     truncated from its own content. Keep the :meth:`head` (the last hash; it
     commits to the sequence number, hence to the entry count) somewhere the
     log's writer cannot change -- a separate system, a signed report, a
-    ticket -- and pass it to ``verify(expected_head=...)``. Likewise, an
+    ticket -- and pass it to ``verify(expected_head=...)``; keep the
+    :attr:`log_id` with it and pass ``expected_log_id=`` so that another
+    valid log under the same key cannot stand in for this one. Likewise, an
     unkeyed chain only detects *accidental* or careless changes: someone
     rewriting the file can recompute all later hashes, so either use ``key``
     (kept away from the log) or an external head.
+
+    **Format.** Every entry carries ``log_id``; a log written by an earlier
+    development version (entries without it) does not verify and cannot be
+    extended: start a new log.
 
     **Durability and concurrency.** :meth:`append` writes one line, flushes and
     fsyncs it before returning. Every append takes an exclusive ``flock`` on the
@@ -138,7 +179,7 @@ class AuditLog:
     >>> _ = log.append("note", text="model retrained")
     >>> [e["event"] for e in log.entries()]
     ['dp_release', 'note']
-    >>> bool(log.verify(expected_head=log.head()))
+    >>> bool(log.verify(expected_head=log.head(), expected_log_id=log.log_id))
     True
     """
 
@@ -164,6 +205,20 @@ class AuditLog:
         """bool: whether the chain is an HMAC under a key."""
         return self._key is not None
 
+    @property
+    def log_id(self) -> str | None:
+        """str or None: the random id in the first entry (None while the log is empty).
+
+        Read without verifying; record it next to the :meth:`head` and check it
+        with ``verify(expected_log_id=...)``.
+        """
+        lines = self._lines()[0]
+        if not lines:
+            return None
+        entry, _ = _parse_line(lines[0])
+        log_id = entry.get("log_id") if isinstance(entry, dict) else None
+        return log_id if isinstance(log_id, str) else None
+
     # ------------------------------------------------------------------ hashing
     @property
     def _alg(self) -> str:
@@ -175,10 +230,29 @@ class AuditLog:
             return hashlib.sha256(data).hexdigest()
         return hmac.new(self._key, data, "sha256").hexdigest()
 
-    def _check_entry(self, entry: Any, index: int, prev: str) -> str | None:
-        """Reason why ``entry`` is not the valid ``index``-th entry after ``prev``, or None."""
+    def _check_entry(
+        self, entry: Any, index: int, prev: str, log_id: str | None, line: bytes | None = None
+    ) -> str | None:
+        """Reason why ``entry`` is not the valid ``index``-th entry after ``prev``, or None.
+
+        ``log_id`` is the first entry's id (None when ``entry`` is the first);
+        ``line``, when given, must be the entry's canonical JSON.
+        """
+        if isinstance(entry, dict) and set(entry) == _OLD_FIELDS:
+            return "entry has no log_id: written by an older avrec; start a new log"
         if not isinstance(entry, dict) or set(entry) != _FIELDS:
             return "not an audit entry (fields missing or added)"
+        if line is not None:
+            try:
+                canonical = _canonical(entry)
+            except (TypeError, ValueError):
+                return "entry cannot be canonicalised"
+            if canonical != line:
+                return "line is not the entry's canonical JSON (spacing, key order or escapes)"
+        if not isinstance(entry["log_id"], str) or not _LOG_ID.fullmatch(entry["log_id"]):
+            return f"log_id {entry['log_id']!r} is not 32 lowercase hex digits"
+        if log_id is not None and entry["log_id"] != log_id:
+            return "log_id differs from the first entry's: entries from another log"
         if entry["alg"] != self._alg:
             if self._key is None:
                 return f"entry is keyed ({entry['alg']}): open the log with its key to verify"
@@ -243,6 +317,7 @@ class AuditLog:
                 "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                 "event": event,
                 "payload": payload,
+                "log_id": secrets.token_hex(16) if last is None else last["log_id"],
                 "prev_hash": GENESIS_HASH if last is None else last["hash"],
                 "alg": self._alg,
             }
@@ -274,16 +349,16 @@ class AuditLog:
                 "refusing to extend the chain -- check it with verify()"
             )
         line = data[:-1].rsplit(b"\n", 1)[-1]
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            entry = None
+        entry, reason = _parse_line(line)
         seq = entry.get("seq") if isinstance(entry, dict) else None
         prev = entry.get("prev_hash") if isinstance(entry, dict) else None
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-            reason: str | None = "not an audit entry"
-        else:
-            reason = self._check_entry(entry, seq, prev)
+        if reason is None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 0):
+            reason = "not an audit entry"
+        if reason is None:
+            fh.seek(0)
+            first, _ = _parse_line(fh.readline().rstrip(b"\n"))
+            log_id = first.get("log_id") if isinstance(first, dict) else None
+            reason = self._check_entry(entry, seq, prev, None if seq == 0 else log_id, line)
         if reason is not None:
             raise PersistenceError(
                 f"{self.path}: the last entry does not verify ({reason}); refusing to extend "
@@ -315,14 +390,14 @@ class AuditLog:
         Raises
         ------
         PersistenceError
-            If a line is not JSON.
+            If a line is not JSON or repeats a key.
         """
         out = []
         for i, line in enumerate(self._lines()[0]):
-            try:
-                out.append(json.loads(line))
-            except ValueError as exc:
-                raise PersistenceError(f"{self.path}: line {i + 1} is not JSON ({exc})") from None
+            entry, reason = _parse_line(line)
+            if reason is not None:
+                raise PersistenceError(f"{self.path}: line {i + 1}: {reason}")
+            out.append(entry)
         return out
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -345,8 +420,14 @@ class AuditLog:
         entries = self.entries()
         return entries[-1]["hash"] if entries else GENESIS_HASH
 
-    def verify(self, *, expected_head: str | None = None) -> AuditVerification:
-        """Check every entry's hash, sequence number and link to its predecessor.
+    def verify(
+        self, *, expected_head: str | None = None, expected_log_id: str | None = None
+    ) -> AuditVerification:
+        """Check every entry's form, hash, sequence number, log id and link to its predecessor.
+
+        A line must be its entry's canonical JSON, with no duplicate keys:
+        anything else (extra spaces, another key order, a key given twice) is
+        refused, so the bytes that were hashed are the bytes that are read.
 
         Parameters
         ----------
@@ -354,6 +435,9 @@ class AuditLog:
             A :meth:`head` recorded earlier, outside the log. The log must still
             contain that entry (entries appended since are fine); otherwise
             entries were removed from the end, or the log was rewritten.
+        expected_log_id : str, optional
+            The :attr:`log_id` recorded when the log was created. Another log
+            -- even one valid under the same key -- has another id.
 
         Returns
         -------
@@ -365,18 +449,25 @@ class AuditLog:
         prev = GENESIS_HASH
         seen_head = expected_head is None or expected_head == GENESIS_HASH
         n = len(lines)
+        log_id: str | None = None
         for i, line in enumerate(lines):
             if i == n - 1 and not complete:
-                return AuditVerification(False, n, i, "last line is incomplete", prev)
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                return AuditVerification(False, n, i, "not valid JSON", prev)
-            reason = self._check_entry(entry, i, prev)
+                return AuditVerification(False, n, i, "last line is incomplete", prev, log_id)
+            entry, reason = _parse_line(line)
+            if reason is None:
+                reason = self._check_entry(entry, i, prev, log_id, line)
+            if reason is None and i == 0:
+                log_id = entry["log_id"]
+                if expected_log_id is not None and log_id != expected_log_id:
+                    reason = f"log_id {log_id} is not the expected one: this is another log"
             if reason is not None:
-                return AuditVerification(False, n, i, reason, prev)
+                return AuditVerification(False, n, i, reason, prev, log_id)
             prev = entry["hash"]
             seen_head = seen_head or hmac.compare_digest(prev, str(expected_head))
+        if expected_log_id is not None and n == 0:
+            return AuditVerification(
+                False, 0, 0, "the log is empty but a log_id was expected (replaced?)", prev
+            )
         if not seen_head:
             return AuditVerification(
                 False,
@@ -385,8 +476,9 @@ class AuditLog:
                 "the expected head is not in the log: entries were removed from the end "
                 "(or the log was rewritten)",
                 prev,
+                log_id,
             )
-        return AuditVerification(True, n, None, "ok", prev)
+        return AuditVerification(True, n, None, "ok", prev, log_id)
 
 
 def record_release(

@@ -91,6 +91,8 @@ def save_encrypted(
     pickle) into a private temporary folder; they are packed into a small
     archive (a JSON manifest, then the files' bytes) that is encrypted
     with :func:`encrypt_bytes`'s format and written atomically to ``path``.
+    Each 1 MiB chunk of the archive is one AES-GCM invocation: they count
+    against the key's budget of 2**32 invocations (see :func:`encrypt_bytes`).
 
     Parameters
     ----------

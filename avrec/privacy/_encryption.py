@@ -16,6 +16,16 @@ associated data of every chunk. Chunk ``i`` is sealed with the nonce
 chunk: the STREAM construction of Hoang, Reyhanitabar, Rogaway and Vizar (2015).
 Reordering, dropping, duplicating or truncating chunks, or appending data, all
 fail authentication, and files of any size are processed in bounded memory.
+
+Nonce budget: every chunk is one AES-GCM invocation with its own nonce, and
+two files' chunk nonces can collide when their random 96-bit base nonces
+happen to differ by the XOR of two chunk counters. The limit NIST SP 800-38D
+sets for random nonces -- at most 2**32 invocations per key -- therefore
+counts *chunks*, summed over every file, byte string and saved object
+encrypted under one raw key (4 PiB of data at the default 1 MiB chunks, only
+256 GiB at the smallest, 64-byte chunks). A passphrase derives a fresh key
+per file (fresh salt), so there the budget applies to each file; one file is
+refused beyond 2**32 chunks either way.
 """
 
 from __future__ import annotations
@@ -49,6 +59,8 @@ _PREFIX = struct.Struct(">8sBBB")  # magic, version, kdf, log2 chunk size
 _SCRYPT = struct.Struct(f">{_SALT_BYTES}sBBB")  # salt, log2 N, r, p
 _MIN_CHUNK_LOG2, _MAX_CHUNK_LOG2 = 6, 30
 _DEFAULT_CHUNK = 1 << 20
+#: GCM invocations (chunks) one file may use: NIST SP 800-38D's limit for random nonces
+#: under one key. With a raw key it is shared by every file under that key.
 _MAX_CHUNKS = 1 << 32
 _SCRYPT_MAX_MEMORY = 1 << 30  # 128 * r * N bytes; refuse headers asking for more
 
@@ -220,7 +232,10 @@ def _seal(pieces: Iterable[bytes], header: bytes, key: bytes, chunk_size: int) -
         # a full chunk is sealed only once more data follows: the last flag must be known
         while len(buffer) > chunk_size:
             if index >= _MAX_CHUNKS - 1:
-                raise ConfigurationError("data too large for the chunk size; use a larger one")
+                raise ConfigurationError(
+                    "data too large for the chunk size: more than 2**32 chunks (AES-GCM "
+                    "invocations) in one file; use a larger chunk_size"
+                )
             yield aead.encrypt(
                 _chunk_nonce(nonce, index, False), bytes(buffer[:chunk_size]), header
             )
@@ -304,7 +319,7 @@ def encrypt_bytes(
     -------
     bytes
         Header + sealed chunks, ``len(data) + 16 * n_chunks`` bytes plus a
-        32-byte header (51 with a passphrase).
+        23-byte header (42 with a passphrase).
 
     Raises
     ------
@@ -314,13 +329,19 @@ def encrypt_bytes(
 
     Notes
     -----
-    AES-256-GCM with a fresh random 96-bit nonce per call; chunk nonces are
-    derived from it (see the module documentation), so one key can encrypt
-    about 2**32 files before random nonces risk repeating (NIST SP 800-38D's
-    limit for random nonces). Passphrases go through scrypt with ``N=2**17``,
-    ``r=8``, ``p=1`` (128 MiB, about a second here; OWASP's recommended
-    minimum) and a 16-byte random salt; all four are stored in the header,
-    so files remain readable if the defaults change.
+    AES-256-GCM with a fresh random 96-bit base nonce per call; each chunk's
+    nonce is derived from it (see the module documentation), and each chunk
+    is one GCM invocation. NIST SP 800-38D allows at most 2**32 invocations
+    per key with random nonces, so the budget of a raw key is 2**32 *chunks*
+    in total over everything it encrypts (not 2**32 files): about
+    ``2**32 * chunk_size`` bytes, 4 PiB at the default chunk size and 256 GiB
+    at 64-byte chunks. A passphrase gets a fresh salt, hence a fresh key, per
+    call, so the budget then applies per file.
+
+    Passphrases go through scrypt with ``N=2**17``, ``r=8``, ``p=1`` (128
+    MiB, about a second here; OWASP's recommended minimum) and a 16-byte
+    random salt; all four are stored in the header, so files remain readable
+    if the defaults change.
 
     Examples
     --------

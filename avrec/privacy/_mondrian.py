@@ -10,6 +10,7 @@ import numpy as np
 
 from avrec.exceptions import ConfigurationError, DataValidationError
 from avrec.privacy._kanonymity import _pandas, as_frame, check_k
+from avrec.utils import check_random_state
 
 __all__ = ["MondrianResult", "mondrian"]
 
@@ -21,14 +22,17 @@ class MondrianResult:
     Attributes
     ----------
     table : pandas.DataFrame
-        A copy of the input whose quasi-identifier columns hold generalised
+        The input's rows with their quasi-identifier columns holding generalised
         values as strings: ``"[20, 29]"`` for a numeric range (the bare value
         when the range is one value), ``"{a, b}"`` for a set of categories (the
-        bare category when it is one), or a hierarchy node. Other columns and
-        the index are unchanged.
+        bare category when it is one), or a hierarchy node. Other columns are
+        unchanged. With ``reorder=True`` (the default) the rows are grouped by
+        class and shuffled within it, and the index is a fresh ``0 .. n - 1``;
+        with ``reorder=False`` the input's order and index are kept.
     partition : ndarray of shape (n_rows,)
-        The equivalence class of each row, ``0 .. n_classes - 1`` numbered in
-        order of first appearance.
+        The equivalence class of each row of ``table``, ``0 .. n_classes - 1``
+        (classes ordered by their generalised values, i.e. by where their
+        box lies, never by where their rows were in the input).
     boxes : list of dict
         For each class, QI name -> what its generalised value covers: a
         ``(low, high)`` tuple for a numeric QI, a frozenset of values for a
@@ -210,6 +214,8 @@ def mondrian(
     *,
     categorical: Sequence[str] | None = None,
     hierarchies: Mapping[str, Mapping[Any, Any]] | None = None,
+    reorder: bool = True,
+    random_state: int | np.random.Generator | None = None,
 ) -> MondrianResult:
     """Generalise quasi-identifiers with Mondrian so that the table is k-anonymous.
 
@@ -242,6 +248,14 @@ def mondrian(
         ordered depth-first so that cuts tend to follow the hierarchy. Two
         classes can then share a label; the table stays k-anonymous (their
         union is larger than either).
+    reorder : bool, default=True
+        Release the rows grouped by class, in an order that owes nothing to
+        the input's: classes sorted by their boxes, rows shuffled within each
+        class, index reset. The input order (often sorted by user id or sign-up
+        time) and index are identifiers of their own: keeping them (``False``)
+        lets anyone who knows the original order link rows back to people.
+    random_state : int, numpy.random.Generator or None, default=None
+        Seed of the within-class shuffle; None draws fresh OS entropy.
 
     Returns
     -------
@@ -255,7 +269,8 @@ def mondrian(
         If a QI column is missing or has missing or infinite values, a value is
         not in its hierarchy, or ``k`` exceeds the number of rows.
     ConfigurationError
-        If ``k`` is not an int >= 1 or a hierarchy is malformed.
+        If ``k`` is not an int >= 1, a hierarchy is malformed or
+        ``random_state`` is invalid.
 
     See Also
     --------
@@ -281,25 +296,28 @@ def mondrian(
     >>> users = pd.DataFrame({"age": [21, 24, 33, 38, 45, 52, 57, 60],
     ...                       "gender": ["f", "f", "m", "m", "f", "m", "m", "m"],
     ...                       "plays": [3, 1, 4, 1, 5, 9, 2, 6]})
-    >>> result = mondrian(users, ["age", "gender"], k=2)
-    >>> result.table
-            age  gender  plays
-    0  [21, 24]       f      3
-    1  [21, 24]       f      1
-    2  [33, 38]       m      4
-    3  [33, 38]       m      1
-    4  [45, 52]  {f, m}      5
-    5  [45, 52]  {f, m}      9
-    6  [57, 60]       m      2
-    7  [57, 60]       m      6
+    >>> result = mondrian(users, ["age", "gender"], k=2, random_state=0)
+    >>> result.table[["age", "gender"]]
+            age  gender
+    0  [21, 24]       f
+    1  [21, 24]       f
+    2  [33, 38]       m
+    3  [33, 38]       m
+    4  [45, 52]  {f, m}
+    5  [45, 52]  {f, m}
+    6  [57, 60]       m
+    7  [57, 60]       m
     >>> result.partition.tolist()
     [0, 0, 1, 1, 2, 2, 3, 3]
+    >>> sorted(result.table["plays"][result.partition == 2].tolist())  # rows 4 and 5
+    [5, 9]
     >>> from avrec.privacy import check_k_anonymity
     >>> check_k_anonymity(result.table, ["age", "gender"], k=2).ok
     True
     """
     frame, qis = as_frame(table, quasi_identifiers)
     k = check_k(k)
+    rng = check_random_state(random_state) if reorder else None
     n = len(frame)
     if k > n:
         raise DataValidationError(f"k={k} is larger than the table ({n} rows)")
@@ -343,7 +361,11 @@ def mondrian(
         if not split:
             classes.append(idx)
 
-    classes.sort(key=lambda idx: int(idx.min()))
+    if reorder:  # by box: the lowest codes of each QI, then the highest (boxes are disjoint)
+        keys = [(*(c[idx].min() for c in codes), *(c[idx].max() for c in codes)) for idx in classes]
+        classes = [classes[i] for i in sorted(range(len(classes)), key=keys.__getitem__)]
+    else:
+        classes.sort(key=lambda idx: int(idx.min()))
     partition = np.empty(n, dtype=np.int64)
     labels = {q: np.empty(len(classes), dtype=object) for q in qis}
     boxes: list[dict[str, Any]] = []
@@ -358,6 +380,10 @@ def mondrian(
     out = frame.copy()
     for q in qis:
         out[q] = pd.Series(labels[q][partition], index=frame.index, dtype=object)
+    if rng is not None:  # grouped by class, shuffled within it: the input order is gone
+        order = np.lexsort((rng.permutation(n), partition))
+        out = out.iloc[order].reset_index(drop=True)
+        partition = partition[order]
     return MondrianResult(
         table=out,
         partition=partition,

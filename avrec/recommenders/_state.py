@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import numpy as np
@@ -10,8 +9,9 @@ import scipy.sparse as sp
 
 from avrec.data import Vocabulary
 from avrec.exceptions import PersistenceError
+from avrec.utils import qualified_name, resolve_class
 
-__all__ = ["decode_params", "decode_state", "encode_params", "encode_state", "resolve_class"]
+__all__ = ["decode_params", "decode_state", "encode_params", "encode_state"]
 
 _JSON_TYPES = (bool, int, float, str, type(None))
 
@@ -113,29 +113,6 @@ def decode_state(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> dict[st
     return state
 
 
-def resolve_class(qualified_name: str) -> type:
-    """Import ``"package.module.ClassName"`` and return the class.
-
-    Parameters
-    ----------
-    qualified_name : str
-
-    Returns
-    -------
-    type
-
-    Raises
-    ------
-    PersistenceError
-        If the module or class cannot be found.
-    """
-    module_name, _, cls_name = qualified_name.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), cls_name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise PersistenceError(f"cannot import saved model class {qualified_name!r}") from exc
-
-
 def encode_params(params: dict[str, Any]) -> dict[str, Any]:
     """Encode hyperparameters as JSON, estimators included (no pickle).
 
@@ -188,8 +165,12 @@ def decode_params(doc: dict[str, Any]) -> dict[str, Any]:
     Raises
     ------
     PersistenceError
-        If an estimator's class cannot be imported or rejects its parameters.
+        If an estimator's class is not registered (see
+        :func:`avrec.utils.register_class`; nothing is imported) or rejects
+        its parameters.
     """
+    if not isinstance(doc, dict):
+        raise PersistenceError(f"saved parameters must be a JSON object, got {doc!r}")
     return {name: _decode_param(value) for name, value in doc.items()}
 
 
@@ -206,7 +187,7 @@ def _encode_param(name: str, value: Any) -> Any:
         cls = type(value)
         return {
             _ESTIMATOR: {
-                "class": f"{cls.__module__}.{cls.__qualname__}",
+                "class": qualified_name(cls),
                 "params": {
                     key: _encode_param(f"{name}__{key}", v)
                     for key, v in value.get_params(deep=False).items()
@@ -230,10 +211,16 @@ def _decode_param(value: Any) -> Any:
     if not isinstance(value, dict):
         return value
     if set(value) == {_TUPLE}:
+        if not isinstance(value[_TUPLE], list):
+            raise PersistenceError(f"a saved tuple must be a JSON list, got {value[_TUPLE]!r}")
         return tuple(_decode_param(v) for v in value[_TUPLE])
     if set(value) == {_ESTIMATOR}:
+        from sklearn.base import BaseEstimator
+
         spec = value[_ESTIMATOR]
-        klass = resolve_class(spec["class"])
+        if not isinstance(spec, dict) or set(spec) != {"class", "params"}:
+            raise PersistenceError(f"a saved estimator needs 'class' and 'params', got {spec!r}")
+        klass = resolve_class(spec["class"], base=BaseEstimator)  # registered, or refused
         try:
             return klass(**decode_params(spec["params"]))
         except TypeError as exc:

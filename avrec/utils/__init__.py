@@ -25,6 +25,12 @@ from avrec.utils._persistence import (
 )
 from avrec.utils._progress import progress
 from avrec.utils._random import check_random_state, torch_seed
+from avrec.utils._registry import (
+    qualified_name,
+    register_class,
+    registered_classes,
+    resolve_class,
+)
 from avrec.utils._validation import check_positive_int, check_top_k, check_users
 
 __all__ = [
@@ -49,7 +55,11 @@ __all__ = [
     "launched_by_torchrun",
     "load_arrays",
     "progress",
+    "qualified_name",
     "read_json",
+    "register_class",
+    "registered_classes",
+    "resolve_class",
     "save_arrays",
     "shard",
     "sync_buffers",
