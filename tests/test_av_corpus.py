@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
+import json
 import stat
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 
 from avrec.data import AVCorpus, Interactions, make_av_corpus
 from avrec.data import _av_corpus as av_corpus_module
+from avrec.data import _av_signals as av_signals
 from avrec.exceptions import ConfigurationError, DataValidationError, PersistenceError
 from avrec.media import probe, read_audio, read_video
 
@@ -77,10 +81,11 @@ def test_tables_and_catalogue(corpus):
         "media",
     }
     header = (root / "items.csv").read_text().splitlines()[0]
-    assert header == "item_id,path,title,tags,duration,has_video"
+    assert header == "item_id,path,title,tags,description,duration,has_video"
     assert (root / "interactions.csv").read_text().startswith("user_id,item_id,weight,timestamp")
     meta = corpus.metadata
-    assert list(meta) == ["item_id", "path", "title", "tags", "duration", "has_video"]
+    columns = ["item_id", "path", "title", "tags", "description", "duration", "has_video"]
+    assert list(meta) == columns
     assert all(len(col) == 12 for col in meta.values())
     assert np.array_equal(meta["has_video"], corpus.has_video)
     assert np.all(meta["duration"] == 1.0)
@@ -109,6 +114,86 @@ def test_tags_follow_genres(corpus):
         for g, tags in zip(corpus.genres, corpus.metadata["tags"], strict=True)
     ]
     assert sum(own) > 2 * sum(other)
+
+
+def _named_genres(texts, names) -> list[list[int]]:
+    return [[g for g, name in enumerate(names) if f" {name} " in text] for text in texts]
+
+
+def test_descriptions_name_the_genre_at_the_stated_rate(corpus):
+    # the corpus: 12 items, text_noise=0.2 -> round(2.4) = 2 descriptions name a wrong genre
+    named = _named_genres(corpus.metadata["description"], corpus.genre_names)
+    assert all(len(found) == 1 for found in named)  # exactly one genre name each
+    wrong = [found[0] != g for found, g in zip(named, corpus.genres, strict=True)]
+    assert sum(wrong) == 2
+    # the generator itself, on many items: the stated share, wrong genres spread evenly
+    genres = np.arange(2000) % 5
+    names = av_signals.genre_names(5)
+    for noise in (0.0, 0.1, 0.35):
+        texts, said = av_signals.descriptions(np.random.default_rng(1), genres, names, noise)
+        found = np.array([f[0] for f in _named_genres(texts, names)])
+        assert np.array_equal(found, said)
+        assert np.mean(said != genres) == pytest.approx(noise, abs=1e-12)
+        # the genre's adjectives come along with its name
+        for text, g in zip(texts[:50], said[:50], strict=True):
+            assert av_signals._WORDS[2 * g] in text and av_signals._WORDS[2 * g + 1] in text
+    shifts = (said - genres)[said != genres] % 5
+    assert set(np.bincount(shifts, minlength=5)[1:] > 100) == {True}
+    texts, said = av_signals.descriptions(np.random.default_rng(1), genres[:3] * 0, names[:1], 0.5)
+    assert np.all(said == 0)  # one genre: nothing else to name
+
+
+def test_text_per_item(corpus):
+    text = corpus.text()
+    assert list(text) == corpus.item_ids.tolist()
+    assert list(text.values()) == corpus.metadata["description"].tolist()
+    both = corpus.text(("title", "description"))
+    first = corpus.item_ids[0]
+    assert both[first] == f"{corpus.metadata['title'][0]}. {text[first]}"
+    for bad in ("description", (), ("genre",)):
+        with pytest.raises(DataValidationError, match="columns"):
+            corpus.text(bad)
+
+
+def test_text_leaves_media_tags_and_plays_unchanged(tmp_path):
+    kw = {**SMALL, "n_items": 6, "duration": 0.25}
+    quiet = make_av_corpus(tmp_path / "a", random_state=3, text_noise=0.0, **kw)
+    noisy = make_av_corpus(tmp_path / "b", random_state=3, text_noise=0.5, **kw)
+    first, second = _hashes(quiet.root), _hashes(noisy.root)
+    assert {k for k in first if first[k] != second[k]} == {"items.csv", "corpus.json"}
+    for column in ("title", "tags", "duration"):
+        assert np.array_equal(quiet.metadata[column], noisy.metadata[column])
+    named = _named_genres(noisy.metadata["description"], noisy.genre_names)
+    assert sum(f[0] != g for f, g in zip(named, noisy.genres, strict=True)) == 3
+    assert noisy.params["text_noise"] == 0.5
+
+
+def test_corpus_without_descriptions_gets_them(tmp_path):
+    """A corpus written before descriptions existed is completed in place, not rebuilt."""
+    kw = {**SMALL, "n_items": 4, "duration": 0.25}
+    root = tmp_path / "c"
+    corpus = make_av_corpus(root, random_state=0, **kw)
+    written = (root / "items.csv").read_bytes()
+    media = {p: p.stat().st_mtime_ns for p in (root / "media").iterdir()}
+    # turn it into a corpus of the previous release: no description column, no text_noise
+    rows = list(csv.reader(io.StringIO(written.decode())))
+    assert rows[0][4] == "description"
+    with open(root / "items.csv", "w", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(r[:4] + r[5:] for r in rows)
+    manifest = json.loads((root / "corpus.json").read_text())
+    del manifest["params"]["text_noise"]
+    manifest["files"]["items.csv"]["bytes"] = (root / "items.csv").stat().st_size
+    (root / "corpus.json").write_text(json.dumps(manifest))
+    assert "description" not in AVCorpus.load(root).metadata
+    again = make_av_corpus(root, random_state=0, **kw)
+    assert (root / "items.csv").read_bytes() == written
+    assert {p: p.stat().st_mtime_ns for p in (root / "media").iterdir()} == media
+    assert again.params == corpus.params
+    assert AVCorpus.load(root, verify=True).metadata["description"].tolist() == (
+        corpus.metadata["description"].tolist()
+    )
+    with pytest.raises(PersistenceError, match="text_noise"):
+        make_av_corpus(root, random_state=0, text_noise=0.3, **kw)
 
 
 # ---------------------------------------------------------------------------- play log
@@ -338,6 +423,8 @@ def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
         ({"size": "64x64"}, "size"),
         ({"sample_rate": 100}, "sample_rate"),
         ({"interactions_per_user": 0}, "interactions_per_user"),
+        ({"text_noise": 1.5}, "text_noise"),
+        ({"text_noise": -0.1}, "text_noise"),
         ({"n_jobs": 0}, "n_jobs"),
     ],
 )

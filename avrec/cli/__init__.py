@@ -5,8 +5,8 @@ Subcommands:
 ``avrec demo``
     The whole pipeline on a generated audio-video corpus: features, seven models, a warm
     and a cold-item evaluation, one table and a report folder with plots.
-``avrec extract MEDIA_DIR -o FEATURES``
-    Embed a folder of media files into an ``ItemFeatures`` file.
+``avrec extract MEDIA_DIR -o FEATURES [--catalogue CSV --text-column NAME]``
+    Embed a folder of media files (and the items' text) into an ``ItemFeatures`` file.
 ``avrec evaluate --interactions FILE [--features FILE]``
     Fit models on a split of your own log and print ranking metrics.
 ``avrec recommend --interactions FILE --user ID ...``
@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="embed a folder of media files",
         description="Embed every media file under MEDIA_DIR (video and audio "
-        "encoders) and save an ItemFeatures .npz file.",
+        "encoders), and with --catalogue/--text-column the items' text (a pretrained "
+        "text encoder), and save an ItemFeatures .npz file.",
     )
     ext.add_argument("media_dir", metavar="MEDIA_DIR", type=Path)
     ext.add_argument("-o", "--output", type=Path, required=True, help="features file (.npz)")
@@ -133,6 +134,28 @@ def build_parser() -> argparse.ArgumentParser:
     ext.add_argument("--cache-dir", help="per-file feature cache")
     ext.add_argument("--workers", type=_non_negative_int, default=0, help="decoding workers")
     ext.add_argument("--seed", type=int, default=0)
+    ext.add_argument(
+        "--catalogue",
+        type=Path,
+        help="CSV with an item id column (ids as found under MEDIA_DIR: relative path "
+        "without extension) and text columns",
+    )
+    ext.add_argument(
+        "--text-column",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="catalogue column(s) to embed as the 'text' modality (repeatable or "
+        "comma-separated, joined in order)",
+    )
+    ext.add_argument(
+        "--text-model",
+        help="local sentence-transformers/transformers folder, saved TextEncoder, or "
+        "shipped weights' name (default: all-minilm-l6-v2, from avrec[pretrained])",
+    )
+    ext.add_argument(
+        "--id-column", default="item_id", help="item id column of --catalogue (item_id)"
+    )
 
     def add_log_args(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -239,6 +262,10 @@ def _dispatch(args: argparse.Namespace) -> None:
             num_workers=args.workers,
             seed=args.seed,
             verbose=verbose,
+            catalogue=args.catalogue,
+            text_columns=[c.strip() for arg in args.text_column for c in arg.split(",")],
+            text_model=args.text_model,
+            id_column=args.id_column,
         )
         return
     columns = {

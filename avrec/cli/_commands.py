@@ -22,6 +22,7 @@ __all__ = [
     "find_media",
     "fit_model",
     "load_interactions",
+    "read_catalogue_text",
     "recommend_command",
 ]
 
@@ -111,8 +112,15 @@ def extract_command(
     seed: int = 0,
     verbose: bool = True,
     out: TextIO | None = None,
+    catalogue: str | Path | None = None,
+    text_columns: Sequence[str] = (),
+    text_model: str | Path | None = None,
+    id_column: str = "item_id",
 ) -> ItemFeatures:
     """Embed every media file of a folder and save the features (``ItemFeatures.save``).
+
+    With ``text_columns``, the items' text from a ``catalogue`` CSV is embedded
+    too (a ``text`` modality, :class:`~avrec.features.TextEncoder`).
 
     Parameters
     ----------
@@ -138,17 +146,47 @@ def extract_command(
     verbose : bool
     out : text stream, optional
         Where to print the summary (default stdout).
+    catalogue : str or path-like, optional
+        CSV file with an ``id_column`` (the ids :func:`find_media` gives) and
+        the text columns; needed with ``text_columns``.
+    text_columns : sequence of str
+        Columns joined into each item's text; items without a row or with
+        blank text get a zero ``text`` row, flagged as absent.
+    text_model : str or path-like, optional
+        A local sentence-transformers / transformers folder or a saved
+        ``TextEncoder``, or the name of shipped weights (default:
+        ``"all-minilm-l6-v2"`` from ``avrec[pretrained]``).
+    id_column : str
+        Item id column of ``catalogue``.
 
     Returns
     -------
     ItemFeatures
+
+    Raises
+    ------
+    ConfigurationError
+        If ``text_columns`` is given without ``catalogue`` (or the reverse).
+    DataValidationError
+        If the folder holds no media or the catalogue lacks a column.
     """
     import sys
 
     from avrec.features import AudioEncoder, AVCorrespondence, FeatureExtractor, VideoEncoder
 
     out = out or sys.stdout
-    catalogue = find_media(media_dir)
+    text_columns = [c for c in text_columns if c]
+    if bool(text_columns) != (catalogue is not None):
+        raise ConfigurationError(
+            "--text-column and --catalogue go together: the text columns are read from "
+            "the catalogue CSV"
+        )
+    texts = None
+    if catalogue is not None:
+        texts = read_catalogue_text(catalogue, text_columns, id_column=id_column)
+    if text_model is not None and texts is None:
+        raise ConfigurationError("--text-model needs --catalogue and --text-column")
+    media = find_media(media_dir)
     common = {"random_state": seed}
     video = (
         VideoEncoder.from_pretrained(video_weights)
@@ -158,13 +196,19 @@ def extract_command(
     audio = AudioEncoder.from_pretrained(audio_weights) if audio_weights else AudioEncoder(**common)
     if epochs > 0:
         av = AVCorrespondence(video, audio, epochs=epochs, random_state=seed, verbose=verbose)
-        av.fit([str(p) for p in catalogue.values()])
+        av.fit([str(p) for p in media.values()])
         video, audio = av.video_encoder_, av.audio_encoder_
     else:
         video = video if video_weights else video.init()
         audio = audio if audio_weights else audio.init()
+    encoders: dict[str, Any] = {"video": video, "audio": audio}
+    if texts is not None:
+        encoders["text"] = _text_encoder(text_model)
+        source = text_model or "all-minilm-l6-v2"
+        matched = len(set(texts).intersection(media))
+        logger.info("text for %d of %d media items from %s", matched, len(media), catalogue)
     extractor = FeatureExtractor(
-        {"video": video, "audio": audio},
+        encoders,
         frames=frames,
         frame_size=frame_size,
         audio_seconds=audio_seconds,
@@ -173,21 +217,101 @@ def extract_command(
         verbose=verbose,
     )
     start = time.perf_counter()
-    features = extractor.extract(catalogue)
+    text = None if texts is None else {item: texts.get(item) for item in media}
+    features = extractor.extract(media, text=text)
     output = Path(output)
     if output.suffix != ".npz":
         output = output.with_name(output.name + ".npz")
     features.save(output)
     print(
-        f"extracted {features!r} from {len(catalogue)} files in "
+        f"extracted {features!r} from {len(media)} files in "
         f"{time.perf_counter() - start:.1f} s -> {output}",
         file=out,
     )
+    if texts is not None:
+        absent = int(extractor.missing_["text"].sum())
+        print(
+            f"text ({', '.join(text_columns)}) embedded by {source}: "
+            f"{features.n_items - absent} items, {absent} without text",
+            file=out,
+        )
     if extractor.failures_:
         print(f"{len(extractor.failures_)} files could not be decoded:", file=out)
         for item, reason in list(extractor.failures_.items())[:10]:
             print(f"  {item}: {reason}", file=out)
     return features
+
+
+def read_catalogue_text(
+    path: str | Path, columns: Sequence[str], *, id_column: str = "item_id"
+) -> dict[str, str | None]:
+    """Read each item's text from a catalogue CSV (the given columns, joined).
+
+    Parameters
+    ----------
+    path : str or path-like
+        CSV file with a header row.
+    columns : sequence of str
+        Text columns, joined with ``". "`` in this order (blank cells skipped).
+    id_column : str, default="item_id"
+
+    Returns
+    -------
+    dict of str to str or None
+        Item id -> text (None when every column is blank), in file order.
+
+    Raises
+    ------
+    DataValidationError
+        If the file is missing, a column is absent or an id repeats.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "items.csv"
+    >>> _ = p.write_text("item_id,title,tags\\na,Calm River,calm|water\\nb,,\\n")
+    >>> read_catalogue_text(p, ["title", "tags"])
+    {'a': 'Calm River. calm|water', 'b': None}
+    """
+    import csv
+
+    from avrec.features._catalogue import join_text
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataValidationError(f"catalogue {path} is not a file")
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        header = reader.fieldnames or []
+        absent = [c for c in (id_column, *columns) if c not in header]
+        if absent:
+            raise DataValidationError(
+                f"catalogue {path.name} has no column(s) {absent}; its columns: {header}"
+            )
+        texts: dict[str, str | None] = {}
+        for row in reader:
+            item = row[id_column]
+            if item in texts:
+                raise DataValidationError(f"catalogue {path.name}: item id {item!r} repeats")
+            texts[item] = join_text([row[c] for c in columns])
+    return texts
+
+
+def _text_encoder(model: str | Path | None) -> Any:
+    """A fitted TextEncoder from a folder, a saved encoder or shipped weights' name."""
+    from avrec.features import TextEncoder, pretrained_weights
+
+    model = "all-minilm-l6-v2" if model is None else model
+    folder = Path(model)
+    if not folder.exists():
+        try:
+            folder = pretrained_weights(str(model))  # a name, e.g. all-minilm-l6-v2
+        except ConfigurationError as exc:
+            raise DataValidationError(
+                f"--text-model {str(model)!r} is neither a folder nor the name of shipped "
+                f"weights ({exc})"
+            ) from exc
+    return TextEncoder.from_pretrained(folder)
 
 
 def load_interactions(

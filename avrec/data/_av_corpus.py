@@ -26,6 +26,7 @@ import numpy as np
 from avrec.data._av_signals import (
     MAX_GENRES,
     audio_samples,
+    descriptions,
     genre_names,
     genre_style,
     play_log,
@@ -78,7 +79,9 @@ class AVCorpus:
     metadata : dict of str to ndarray of shape (n_items,)
         The columns of ``items.csv``: ``item_id``, ``path`` (relative to ``root``),
         ``title``, ``tags`` (``|``-separated, genre-correlated with noise),
-        ``duration`` (seconds) and ``has_video``.
+        ``description`` (a sentence naming a genre, a wrong one for a
+        ``text_noise`` share of the items; absent from corpora written before
+        avrec had it), ``duration`` (seconds) and ``has_video``.
     genre_names : tuple of str
         Name of each genre.
     params : dict
@@ -123,6 +126,48 @@ class AVCorpus:
         """
         return {str(i): p for i, p in zip(self.item_ids, self.paths, strict=True)}
 
+    def text(self, columns: tuple[str, ...] = ("description",)) -> dict[str, str]:
+        """Map each item id to its text, for a text encoder next to :meth:`catalogue`.
+
+        Parameters
+        ----------
+        columns : tuple of str, default=("description",)
+            Text columns of ``metadata`` (``title``, ``tags``, ``description``),
+            joined with ``". "`` in this order.
+
+        Returns
+        -------
+        dict of str to str
+            In catalogue order; use as ``FeatureExtractor.extract(corpus.catalogue(),
+            text=corpus.text())``.
+
+        Raises
+        ------
+        DataValidationError
+            If a column is not a text column of this corpus.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> corpus = make_av_corpus(tempfile.mkdtemp(), n_items=2, n_users=3, n_genres=2,
+        ...                         duration=0.25, random_state=0, verbose=False)
+        >>> text = corpus.text(("title", "description"))
+        >>> list(text) == corpus.item_ids.tolist()
+        True
+        >>> corpus.genre_names[corpus.genres[0]] in text[corpus.item_ids[0]]
+        True
+        """
+        available = [c for c in ("title", "tags", "description") if c in self.metadata]
+        if isinstance(columns, str) or not columns or any(c not in available for c in columns):
+            raise DataValidationError(
+                f"columns must be a non-empty tuple of {available}, got {columns!r}"
+            )
+        rows = zip(*(self.metadata[c] for c in columns), strict=True)
+        return {
+            str(i): ". ".join(str(v).strip() for v in row)
+            for i, row in zip(self.item_ids, rows, strict=True)
+        }
+
     @classmethod
     def load(cls, root: str | os.PathLike[str], *, verify: bool = False) -> AVCorpus:
         """Reopen a corpus written by :func:`make_av_corpus`, without regenerating it.
@@ -164,6 +209,7 @@ class AVCorpus:
                 "path": items["path"],
                 "title": items["title"],
                 "tags": items["tags"],
+                **({"description": items["description"]} if "description" in items else {}),
                 "duration": items["duration"].astype(np.float64),
                 "has_video": items["has_video"].astype(np.int64).astype(bool),
             }
@@ -200,6 +246,7 @@ def make_av_corpus(
     size: tuple[int, int] = (64, 64),
     sample_rate: int = 16000,
     interactions_per_user: float = 20.0,
+    text_noise: float = 0.2,
     random_state: int | np.random.Generator | None = None,
     overwrite: bool = False,
     n_jobs: int | None = None,
@@ -218,9 +265,16 @@ def make_av_corpus(
 
     Genres sharing a hue range share a pitch band, so mean colour or spectral
     centroid tell apart only groups of genres; separating genres within a
-    group needs shape or articulation, which a learned encoder sees (with 4
-    genres: logistic regression on mean colour ~0.5, a small CNN on frames or
-    log-mel spectrograms ~0.9; see ``benchmarks/bench_av_corpus.py``).
+    group needs shape or articulation, which a learned encoder sees (probe
+    accuracies per feature in ``benchmarks/RESULTS.md``, from
+    ``benchmarks/bench_av_corpus.py``).
+
+    Each item also has a one-sentence ``description`` in ``items.csv`` that
+    names its genre and the genre's two adjectives among filler words; a
+    ``text_noise`` share of the items name another genre instead (text
+    features can thus reach about ``1 - text_noise`` genre accuracy). The text
+    draws from its own random stream: media, tags and plays are the same as
+    without it.
 
     Users' plays come from a Dirichlet(0.3) mixture over genres (85% of plays;
     the rest by popularity alone) with Zipf item popularity; weights are play
@@ -253,6 +307,8 @@ def make_av_corpus(
         Audio sample rate in Hz, in ``[8000, 48000]``.
     interactions_per_user : float, default=20.0
         Mean number of plays per user (log-normal activity).
+    text_noise : float, default=0.2
+        Share of the items whose description names a wrong genre, in ``[0, 1]``.
     random_state : None, int or numpy.random.Generator, default=None
         Seed. Equal ints give byte-identical corpora (same FFmpeg build). With
         None, an existing corpus with the other parameters equal is reused.
@@ -307,6 +363,7 @@ def make_av_corpus(
         size=size,
         sample_rate=sample_rate,
         interactions_per_user=interactions_per_user,
+        text_noise=text_noise,
     )
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int)):
         raise DataValidationError(f"n_jobs must be None or a positive int, got {n_jobs!r}")
@@ -371,6 +428,7 @@ def _check_params(**kw: Any) -> dict[str, Any]:
         "fps": real("fps", 1.0, 120.0),
         "sample_rate": integer("sample_rate", 8000, 48000),
         "interactions_per_user": real("interactions_per_user", 0.0, 1e6, low_open=True),
+        "text_noise": real("text_noise", 0.0, 1.0),
     }
     if out["n_items"] < out["n_genres"]:
         raise DataValidationError(
@@ -447,6 +505,12 @@ def _reuse(
         )
     old = dict(manifest["params"])
     old_seed = old.pop("seed", None)
+    # a corpus written before descriptions existed, otherwise the one asked for: complete it
+    before_text = "text_noise" not in old and {**old, "text_noise": params["text_noise"]} == params
+    same_seed = seed is None or old_seed == seed
+    if before_text and same_seed and _check_files(root, manifest["files"], verify=False) is None:
+        _add_descriptions(root, manifest, params["text_noise"])
+        return AVCorpus.load(root)
     if old != params or (seed is not None and old_seed != seed):
         differ = sorted(k for k in params if old.get(k) != params[k])
         if seed is not None and old_seed != seed:
@@ -461,6 +525,30 @@ def _reuse(
             f"{root} holds an incomplete corpus ({problem}); pass overwrite=True to rebuild it"
         )
     return AVCorpus.load(root)
+
+
+def _add_descriptions(root: Path, manifest: dict[str, Any], text_noise: float) -> None:
+    """Add the ``description`` column to a corpus written before it existed.
+
+    Media, tags and plays are left as they are (the text has its own random
+    stream); ``items.csv`` and then the manifest are replaced atomically.
+    """
+    params = manifest["params"]
+    items = _read_table(root / "items.csv")
+    genres = _read_table(root / "genres.csv")["genre"].astype(np.int64)
+    names = list(manifest["genre_names"])
+    text, _ = descriptions(np.random.default_rng([params["seed"], 3]), genres, names, text_noise)
+    columns = ["item_id", "path", "title", "tags", "description", "duration", "has_video"]
+    items["description"] = np.array(text, dtype=str)
+    path = root / "items.csv"
+    _write_csv(path, columns, zip(*(items[c] for c in columns), strict=True))
+    files = dict(manifest["files"])
+    files["items.csv"] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+    write_json(
+        root / _MANIFEST,
+        {**manifest, "params": {**params, "text_noise": text_noise}, "files": files},
+    )
+    logger.info("added item descriptions to the corpus in %s", root)
 
 
 # ------------------------------------------------------------------------ generation
@@ -514,14 +602,17 @@ def _write_corpus(tmp: Path, params: dict[str, Any], n_jobs: int | None, verbose
     pool.shutdown()
 
     titles, tags = titles_and_tags(rng, genres, names)
+    # a stream of its own, so that the text leaves media, tags and plays unchanged
+    text, _ = descriptions(np.random.default_rng([seed, 3]), genres, names, params["text_noise"])
     _write_csv(
         tmp / "items.csv",
-        ["item_id", "path", "title", "tags", "duration", "has_video"],
+        ["item_id", "path", "title", "tags", "description", "duration", "has_video"],
         zip(
             item_ids,
             rel_paths,
             titles,
             tags,
+            text,
             [repr(params["duration"])] * n_items,
             has_video.astype(int),
             strict=True,

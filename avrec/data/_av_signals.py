@@ -39,6 +39,7 @@ __all__ = [
     "audio_samples",
     "genre_names",
     "genre_style",
+    "descriptions",
     "play_log",
     "titles_and_tags",
     "video_frames",
@@ -70,6 +71,15 @@ _WORDS = (  # noqa: SIM905
 _NOUNS = (  # noqa: SIM905
     "river signal garden machine harbor echo orbit lantern canyon mirror engine island "
     "forest tide circuit window spiral meadow comet bridge"
+).split()
+# filler of the descriptions: words that are neither genre names nor genre adjectives
+_FILLER_ADJECTIVES = (  # noqa: SIM905
+    "short long new old simple curious strange familiar little great early late recorded "
+    "filmed edited shared popular rare classic fresh"
+).split()
+_FILLER_NOUNS = (  # noqa: SIM905
+    "clip piece story scene session take track sketch episode moment study journey "
+    "portrait picture recording performance sequence version cut reel"
 ).split()
 
 
@@ -306,6 +316,52 @@ def titles_and_tags(
         tags.append("|".join(dict.fromkeys(chosen)))
         titles.append(f"{_WORDS[adjective[i]].title()} {_NOUNS[noun[i]].title()} {number[i]}")
     return titles, tags
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def descriptions(
+    rng: np.random.Generator,
+    genres: np.ndarray,
+    genre_names: list[str],
+    text_noise: float,
+) -> tuple[list[str], np.ndarray]:
+    """One-sentence item descriptions naming a genre among random filler words.
+
+    Each description names a genre and its two adjectives (the genre's tag
+    pool) in a template filled with words that carry no genre; for a
+    ``text_noise`` share of the items (exactly ``round(text_noise * n)``, none
+    with a single genre) the named genre is another one, drawn uniformly.
+
+    Returns
+    -------
+    descriptions : list of str
+    named : ndarray of shape (n,), dtype int64
+        The genre each description names (equal to ``genres`` except the noisy items).
+    """
+    n, n_genres = genres.size, len(genre_names)
+    named = genres.astype(np.int64).copy()
+    n_noisy = round(text_noise * n) if n_genres > 1 else 0
+    noisy = rng.choice(n, size=n_noisy, replace=False)
+    named[noisy] = (genres[noisy] + 1 + rng.integers(n_genres - 1, size=n_noisy)) % n_genres
+    adjectives = rng.integers(len(_FILLER_ADJECTIVES), size=(n, 3))
+    nouns = rng.integers(len(_FILLER_NOUNS), size=(n, 2))
+    order = rng.random(n) < 0.5  # which genre adjective comes first
+    out = []
+    for i in range(n):
+        g = int(named[i])
+        first, second = _WORDS[2 * g], _WORDS[2 * g + 1]
+        if order[i]:
+            first, second = second, first
+        f1, f2, f3 = (_FILLER_ADJECTIVES[k] for k in adjectives[i])
+        n1, n2 = (_FILLER_NOUNS[k] for k in nouns[i])
+        out.append(
+            f"{_article(f1).title()} {f1} {n1} in the {genre_names[g]} style: {first} and "
+            f"{f2}, with {_article(f3)} {f3} {n2} and {_article(second)} {second} mood."
+        )
+    return out, named
 
 
 def play_log(

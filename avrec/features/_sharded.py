@@ -30,6 +30,7 @@ import numpy as np
 
 from avrec.exceptions import PersistenceError
 from avrec.features._cache import file_sha256
+from avrec.features._catalogue import text_sha256
 from avrec.utils import (
     barrier,
     init_from_env,
@@ -64,7 +65,9 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _job_fingerprint(extractor: Any, encoders: dict[str, Any], ids: list, paths: list) -> str:
+def _job_fingerprint(
+    extractor: Any, encoders: dict[str, Any], ids: list, paths: list, texts: list | None
+) -> str:
     config = {
         "format": _FORMAT,
         "encoders": [
@@ -75,11 +78,16 @@ def _job_fingerprint(extractor: Any, encoders: dict[str, Any], ids: list, paths:
     }
     catalogue = hashlib.sha256()
     for item_id, path in zip(ids, paths, strict=True):
-        catalogue.update(f"{item_id!r}\0{os.fspath(path)}\0".encode())
+        catalogue.update(f"{item_id!r}\0{'' if path is None else os.fspath(path)}\0".encode())
+    if texts is not None:  # the items' texts are part of the catalogue
+        for text in texts:
+            catalogue.update(b"\1" if text is None else f"{text_sha256(text)}\0".encode())
     return _digest({"config": config, "catalogue": catalogue.hexdigest()})
 
 
 def _file_state(path: Any) -> list[int]:
+    if path is None:  # a text-only item
+        return [-1, -1]
     try:
         st = os.stat(path)
     except OSError:
@@ -134,6 +142,7 @@ def extract_sharded(
     shard_dir: str | os.PathLike[str],
     *,
     distributed: bool,
+    texts: list[str | None] | None = None,
 ) -> Rows:
     """Embed this rank's shard (or reuse it), wait for all ranks, merge every shard.
 
@@ -148,6 +157,8 @@ def extract_sharded(
         Shared by all ranks.
     distributed : bool
         Join the ``torchrun`` process group (False: one process, one shard).
+    texts : list of str or None, optional
+        The items' texts for text encoders, aligned with ``ids``.
 
     Returns
     -------
@@ -162,7 +173,7 @@ def extract_sharded(
     ctx = init_from_env() if distributed else None
     rank, world = (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
     names = list(encoders)
-    job = _job_fingerprint(extractor, encoders, ids, paths)
+    job = _job_fingerprint(extractor, encoders, ids, paths, texts)
     spans = [shard(len(ids), r, world, block=int(extractor.batch_size)) for r in range(world)]
     mine = spans[rank]
     own_state = _digest([_file_state(paths[i]) for i in mine])
@@ -180,7 +191,10 @@ def extract_sharded(
     if computed:
         if len(mine):
             rows = extractor._extract_rows(
-                encoders, [ids[i] for i in mine], [paths[i] for i in mine]
+                encoders,
+                [ids[i] for i in mine],
+                [paths[i] for i in mine],
+                None if texts is None else [texts[i] for i in mine],
             )
         else:
             rows = (
