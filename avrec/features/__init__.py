@@ -8,11 +8,20 @@ Three layers, each usable on its own:
 * :mod:`avrec.features.transforms`: ``nn.Module`` wrappers of those functions,
   composed with ``nn.Sequential``;
 * :mod:`avrec.features.nn`: the encoder architectures (CNNs over frames and
-  log-mel patches, a temporal LSTM, DCGAN).
+  log-mel patches, a temporal LSTM, DCGAN) and the learned fusion of
+  modalities (:class:`GatedFusion`, :class:`AttentionFusion`).
 
 * :mod:`avrec.features.encoders`: estimators that train those architectures
   self-supervised and embed clips (:class:`VideoEncoder`, :class:`AudioEncoder`,
-  :class:`GANEncoder`, :class:`AVCorrespondence`);
+  :class:`GANEncoder`, :class:`AVCorrespondence`), and pretrained backbones
+  behind the same contract (:class:`FrameBackbone`, :class:`VideoTransformer`,
+  :class:`AudioTransformer`, :class:`TextEncoder`; :func:`pretrained_weights`);
+* :mod:`avrec.features.finetune`: fine-tuning of those encoders (frozen,
+  last-k blocks, LoRA adapters) on cross-modal correspondence, and
+  :func:`cross_modal_search` in the shared space they learn;
+* :mod:`avrec.features.compression`: int8 quantisation and pruning of fitted
+  encoders (:class:`CompressedEncoder`) and distillation of a large encoder
+  into a small one (:class:`Distiller`);
 * :class:`FeatureExtractor`: a catalogue of media files to
   :class:`~avrec.data.ItemFeatures`, decoding in DataLoader workers, with a
   content-hash cache.
@@ -31,14 +40,29 @@ Examples
 torch.Size([2, 16])
 """
 
-from avrec.features import encoders, functional, nn, transforms
+from avrec.features import compression, encoders, finetune, functional, nn, transforms
 from avrec.features._extractor import FeatureExtractor, MediaDataset, collate_media
-from avrec.features.encoders import AudioEncoder, AVCorrespondence, GANEncoder, VideoEncoder
+from avrec.features._retrieval import cross_modal_search
+from avrec.features.compression import CompressedEncoder, Distiller
+from avrec.features.encoders import (
+    AudioEncoder,
+    AudioTransformer,
+    AVCorrespondence,
+    FrameBackbone,
+    GANEncoder,
+    TextEncoder,
+    VideoEncoder,
+    VideoTransformer,
+    pretrained_weights,
+)
+from avrec.features.finetune import CrossModalFineTuner, FineTunedEncoder, FineTuning
 from avrec.features.nn import (
+    AttentionFusion,
     AudioCNN,
     DCGANDiscriminator,
     DCGANGenerator,
     FrameCNN,
+    GatedFusion,
     TemporalLSTM,
     TemporalPooling,
 )
@@ -54,14 +78,23 @@ from avrec.features.transforms import (
 
 __all__ = [
     "AVCorrespondence",
+    "AttentionFusion",
     "AudioCNN",
     "AudioEncoder",
+    "AudioTransformer",
+    "CompressedEncoder",
+    "CrossModalFineTuner",
     "DCGANDiscriminator",
     "DCGANGenerator",
+    "Distiller",
     "FeatureExtractor",
+    "FineTunedEncoder",
+    "FineTuning",
     "FrameAugment",
+    "FrameBackbone",
     "FrameCNN",
     "GANEncoder",
+    "GatedFusion",
     "LogMelSpectrogram",
     "MediaDataset",
     "NormalizeFrames",
@@ -69,12 +102,18 @@ __all__ = [
     "SpecAugment",
     "TemporalLSTM",
     "TemporalPooling",
+    "TextEncoder",
     "VGGishPatches",
     "VideoEncoder",
+    "VideoTransformer",
     "WaveformAugment",
     "collate_media",
+    "compression",
+    "cross_modal_search",
     "encoders",
+    "finetune",
     "functional",
     "nn",
+    "pretrained_weights",
     "transforms",
 ]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib
 import inspect
 import json
 import logging
@@ -50,11 +49,14 @@ from avrec.utils import (
     init_from_env,
     is_main_process,
     progress,
+    qualified_name,
     read_json,
+    resolve_class,
     shard,
     sync_buffers,
     torch_seed,
 )
+from avrec.utils._registry import register_avrec_subclass
 
 __all__ = ["BaseEncoder", "TrainingLoop", "nt_xent_loss"]
 
@@ -367,6 +369,10 @@ class BaseEncoder(TrainingLoop, BaseEstimator):
     #: Which decoded stream the encoder reads: "video" or "audio".
     modality: ClassVar[str] = ""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        register_avrec_subclass(cls)  # avrec's encoders load by name; others register
+
     # ------------------------------------------------------------------ hooks
     def _build_model(self) -> nn.Module:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -515,7 +521,7 @@ class BaseEncoder(TrainingLoop, BaseEstimator):
         self._check_fitted()
         params = {k: v for k, v in self._json_params().items() if k not in _NON_SEMANTIC}
         digest = hashlib.sha256()
-        digest.update(f"{type(self).__module__}.{type(self).__qualname__}".encode())
+        digest.update(qualified_name(type(self)).encode())
         digest.update(json.dumps(params, sort_keys=True, default=repr).encode())
         digest.update(_weights_digest(self.model_).encode())
         return digest.hexdigest()
@@ -538,7 +544,7 @@ class BaseEncoder(TrainingLoop, BaseEstimator):
         config = {
             "format": _FORMAT,
             "avrec_version": __version__,
-            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "class": qualified_name(type(self)),
             "params": self._json_params(),
             "fitted": {
                 "history_": self.history_,
@@ -575,18 +581,24 @@ class BaseEncoder(TrainingLoop, BaseEstimator):
         ------
         PersistenceError
             If the path is missing, holds another class, or the weights do not
-            fit the architecture.
+            fit the architecture; or ``config.json`` names a class that is not
+            in avrec's registry (avrec's encoders and classes registered with
+            :func:`avrec.utils.register_class`; nothing named by the file is
+            imported).
         """
         path = Path(path)
         if path.is_dir():
             config = read_json(path / _CONFIG)
             try:
-                klass = _resolve_class(config["class"])
+                name = config["class"]
                 saved, fitted = dict(config["params"]), dict(config["fitted"])
             except (KeyError, TypeError, ValueError) as exc:
                 raise PersistenceError(f"{path}: {_CONFIG} is not a saved avrec encoder") from exc
-            if not (isinstance(klass, type) and issubclass(klass, cls)):
-                raise PersistenceError(f"{path} holds a {config['class']}, not a {cls.__name__}")
+            klass = resolve_class(name)  # a registry look-up: nothing named here is imported
+            if not issubclass(klass, cls):
+                raise PersistenceError(f"{path} holds a {name}, not a {cls.__name__}")
+            if klass is not cls:  # the saved class's own loader (pretrained encoders extend it)
+                return klass.from_pretrained(path, **params)
             encoder = klass(**_restore_tuples(klass, {**saved, **params}))
             state = _read_state(path / _WEIGHTS)
         elif path.is_file():
@@ -743,19 +755,6 @@ def _as_sequence(X: Any) -> Sequence[Any]:
     return X
 
 
-def _resolve_class(name: str) -> type:
-    module, _, qualname = str(name).rpartition(".")
-    if not module.startswith("avrec."):
-        raise PersistenceError(f"refusing to load class {name!r} from outside avrec")
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise PersistenceError(f"cannot find the saved class {name!r}") from exc
-    return obj
-
-
 def _restore_tuples(klass: type, params: dict[str, Any]) -> dict[str, Any]:
     """JSON turns tuples into lists; give tuple-defaulted parameters their tuples back."""
     signature = inspect.signature(klass.__init__)
@@ -802,9 +801,11 @@ def _load_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path) ->
             except RuntimeError as exc:
                 raise PersistenceError(f"{path}: weights do not fit ({exc})") from exc
             return
-    keys = sorted(model.state_dict())
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     raise PersistenceError(
         f"{path}: the weights' keys match neither the network nor "
         f"{', '.join(name for name, _ in targets[1:]) or 'a backbone'} of this "
-        f"configuration; e.g. got {sorted(state)[:3]}, expected {keys[:3]}"
+        f"configuration; against the network: missing keys ({len(missing)}): {missing[:8]}, "
+        f"unexpected keys ({len(unexpected)}): {unexpected[:8]}"
     )
