@@ -17,9 +17,16 @@ Models (``--models``):
   (``BayesianPersonalizedRanking`` at its defaults but ``factors``),
   ``implicit-bpr-matched`` (at avrec BPR's learning rate, regularisation and
   epochs), ``implicit-cosine`` (``CosineRecommender``), ``numpy-ease`` (float64
-  ``np.linalg.inv``; skipped at ML-20M shape: a 26,744^2 float64 inverse needs
-  ~17 GB with its Gram matrix and copies, and numpy's inverse of a 17k x 17k
-  matrix already segfaulted on this machine, see DESIGN.md).
+  ``np.linalg.inv``), ``scipy-ease`` and ``scipy-ease32`` (the best plain
+  scipy solve: ``scipy.linalg.cho_factor`` / ``cho_solve`` of the Gram matrix
+  against the identity, float64 and float32). The numpy/scipy EASE baselines are
+  skipped at ML-20M shape: a 26,744^2 float64 inverse needs ~17 GB with its Gram
+  matrix and copies, and numpy's inverse of a 17k x 17k matrix already
+  segfaulted on the development machine.
+
+BPR here runs at each library's defaults (implicit's but ``factors``); for
+both tuned with the same budget on a validation split see
+``bench_bpr_tuning.py``.
 
 Matched ALS hyperparameters: avrec's confidence is ``1 + alpha * r``, implicit's
 (>= 0.5) is ``alpha * r``; implicit is given the matrix ``1 + alpha * r`` with
@@ -61,7 +68,15 @@ SHAPES = {
     "ml20m": (138_493, 26_744, 20_000_263, 50),
 }
 AVREC = ["popularity", "itemknn", "ease", "als", "bpr"]
-PEERS = ["implicit-als", "implicit-bpr", "implicit-bpr-matched", "implicit-cosine", "numpy-ease"]
+PEERS = [
+    "implicit-als",
+    "implicit-bpr",
+    "implicit-bpr-matched",
+    "implicit-cosine",
+    "numpy-ease",
+    "scipy-ease",
+    "scipy-ease32",
+]
 ALL_MODELS = AVREC + PEERS
 # Skipped at ML-20M shape unless --heavy: (reason)
 HEAVY_AT_20M = {
@@ -69,6 +84,10 @@ HEAVY_AT_20M = {
     "(> the ~8 GB free here) and numpy's inverse segfaulted at 17k items on this machine",
     "ease": "dense 26,744^2 float32 Gram + Cholesky + weights need ~8.6 GB, about all the "
     "memory free on this shared 24 GB machine",
+    "scipy-ease": "float64 Cholesky of a 26,744^2 Gram matrix plus the identity it solves "
+    "against needs ~17 GB",
+    "scipy-ease32": "float32 Gram, identity and solution need ~8.6 GB, about all the memory "
+    "free on this shared 24 GB machine",
 }
 K_SCORING = 10
 
@@ -144,19 +163,38 @@ def build(name: str, cfg: dict) -> Any:
         return CosineRecommender(K=cfg["neighbours"], num_threads=threads)
     if name == "numpy-ease":
         return NumpyEASE(cfg["l2"])
+    if name == "scipy-ease":
+        return NumpyEASE(cfg["l2"], solver="cholesky")
+    if name == "scipy-ease32":
+        return NumpyEASE(cfg["l2"], solver="cholesky", dtype=np.float32)
     raise ValueError(f"unknown model {name!r}")
 
 
 class NumpyEASE:
-    """Plain EASE: float64 Gram matrix, ``np.linalg.inv``, dense weights; numpy top-k."""
+    """Plain EASE: dense Gram matrix, its inverse, dense weights; numpy top-k.
 
-    def __init__(self, l2: float) -> None:
+    ``solver="inv"``: ``np.linalg.inv``; ``solver="cholesky"``:
+    ``scipy.linalg.cho_factor`` then ``cho_solve`` against the identity (in place,
+    no extra copies), in ``dtype``.
+    """
+
+    def __init__(self, l2: float, solver: str = "inv", dtype: Any = np.float64) -> None:
         self.l2 = l2
+        self.solver = solver
+        self.dtype = dtype
 
     def fit(self, X: sp.csr_matrix) -> NumpyEASE:
-        G = (X.T @ X).toarray().astype(np.float64)
+        G = (X.T @ X).toarray().astype(self.dtype)
         G[np.diag_indices_from(G)] += self.l2
-        P = np.linalg.inv(G)
+        if self.solver == "inv":
+            P = np.linalg.inv(G)
+        else:
+            from scipy.linalg import cho_factor, cho_solve
+
+            factor = cho_factor(G, lower=True, overwrite_a=True, check_finite=False)
+            P = cho_solve(
+                factor, np.eye(G.shape[0], dtype=self.dtype), overwrite_b=True, check_finite=False
+            )
         B = P / (-np.diag(P))
         B[np.diag_indices_from(B)] = 0.0
         self.B = B
@@ -185,7 +223,7 @@ def recommend_all(name: str, model: Any, train: sp.csr_matrix, k: int) -> np.nda
             ids, _ = model.recommend(rows, train[rows], N=k, filter_already_liked_items=True)
             out[start : start + rows.size] = ids
         return out
-    if name == "numpy-ease":
+    if name in ("numpy-ease", "scipy-ease", "scipy-ease32"):
         return model.recommend(train, users, k)
     return model.recommend(users, k=k)[0]
 

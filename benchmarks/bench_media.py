@@ -6,6 +6,13 @@
 2. Audio decode + resample (44.1 kHz stereo -> 16 kHz mono) on one core with
    :func:`avrec.media.read_audio`, as a real-time factor, vs PyAV's stock ``AudioResampler``.
 3. The same tasks with the ``ffmpeg`` command-line tool, if one is installed.
+4. Damaged input (``--fuzz-cases``): seeded byte flips, truncations, zeroed and shuffled
+   blocks of a small MP4 and WAV (the mutations of ``tests/test_media_robustness.py``), each
+   decoded strictly or leniently: the slowest case and the total, against decoding the
+   intact file the same number of times. (The test checks outcomes; wall-clock limits live
+   here, where a loaded machine cannot fail the suite.)
+
+Every avrec timing and its baseline use the same number of repeats (best of ``--repeats``).
 
 All media are synthetic and written into a temporary folder (or ``--workdir``, where files
 from an earlier run with the same parameters are reused).
@@ -198,6 +205,86 @@ def ffmpeg_rows(ffmpeg: str, video: Path, frames: int, audio: dict, repeats: int
     return rows
 
 
+def mutations(data: bytes, count: int, seed: int):
+    """Seeded damaged variants: byte flips, truncations, zeroed or shuffled blocks.
+
+    The same generator as ``_mutations`` in ``tests/test_media_robustness.py``.
+    """
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        buf = bytearray(data)
+        kind = i % 4
+        if kind == 0:
+            span = 256 if i % 8 == 0 else len(buf)  # every other flip case hits the header
+            for pos in rng.integers(0, span, size=rng.integers(1, 20)):
+                buf[pos] = int(rng.integers(0, 256))
+        elif kind == 1:
+            buf = buf[: int(rng.integers(1, len(buf)))]
+        elif kind == 2:
+            start = int(rng.integers(0, len(buf)))
+            length = int(rng.integers(1, 2000))
+            buf[start : start + length] = bytes(len(buf[start : start + length]))
+        else:
+            start = int(rng.integers(0, max(1, len(buf) - 64)))
+            block = bytearray(buf[start : start + 64])
+            rng.shuffle(block)
+            buf[start : start + 64] = block
+            buf = buf[: int(rng.integers(len(buf) // 2, len(buf) + 1))]
+        yield bytes(buf)
+
+
+def fuzz_rows(folder: Path, cases: int, repeats: int) -> list[tuple[str, str, str, str, str]]:
+    """Decode ``cases`` damaged MP4s and WAVs (as the robustness test does), timed per case."""
+    import warnings
+
+    from avrec.exceptions import DataWarning, MediaDecodeError
+
+    y, x = np.mgrid[0:32, 0:48]
+    frames = np.stack(
+        [np.stack([(x * 4 + y * 2 + 7 * i) % 256] * 3, axis=-1) for i in range(30)]
+    ).astype(np.uint8)
+    write_video(folder / "fuzz.mp4", frames, 15, options={"g": "10"})
+    rng = np.random.default_rng(0)
+    write_audio(folder / "fuzz.wav", rng.uniform(-0.5, 0.5, (1, 8000)).astype(np.float32), 16000)
+    readers = {
+        "mp4": lambda d, strict: read_video(d, num_frames=4, size=(16, 16), strict=strict),
+        "wav": lambda d, strict: read_audio(d, sample_rate=8000, strict=strict),
+    }
+    rows = []
+    for kind, read in readers.items():
+        data = (folder / f"fuzz.{kind}").read_bytes()
+        times, errors = [], 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)  # lenient mode reports the damage
+            for i, mutated in enumerate(mutations(data, cases, seed=2024)):
+                began = time.perf_counter()
+                try:
+                    read(mutated, i % 2 == 0)
+                except MediaDecodeError:
+                    errors += 1
+                times.append(time.perf_counter() - began)
+        intact = best_time(lambda d=data, r=read: [r(d, True) for _ in range(cases)], repeats)
+        rows.append(
+            (
+                f"{cases} damaged {kind} files ({errors} MediaDecodeError), slowest case",
+                f"{max(times):.3f} s",
+                f"{intact / cases:.4f} s (intact file, mean of {cases})",
+                f"{max(times) / (intact / cases):.1f}x slower",
+                "-",
+            )
+        )
+        rows.append(
+            (
+                f"  same, all {cases} cases",
+                f"{sum(times):.2f} s",
+                f"{intact:.2f} s ({cases} intact decodes)",
+                f"{sum(times) / intact:.2f}x",
+                "-",
+            )
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="long video length")
@@ -217,6 +304,9 @@ def main(argv: list[str] | None = None) -> None:
         help="skip the decode-and-convert-every-frame baseline (slow)",
     )
     parser.add_argument("--workdir", type=Path, help="keep/reuse media here (default: temp)")
+    parser.add_argument(
+        "--fuzz-cases", type=int, default=100, help="damaged variants per format (0: skip)"
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -234,9 +324,8 @@ def main(argv: list[str] | None = None) -> None:
             n = round(minutes * 60 * args.fps)
             print(f"{label} video: {path.name} ({n} frames), generated in {spent:.1f} s")
             sample = best_time(lambda p=path: read_video(p, num_frames=args.frames), args.repeats)
-            began = time.perf_counter()
             decoded = decode_all(path)
-            full = time.perf_counter() - began
+            full = best_time(lambda p=path: decode_all(p), args.repeats)
             memory = peak_memory(path, args.frames)
             extra = memory["peak"] - memory["before"]
             stats = sample_stats(path, args.frames)
@@ -263,9 +352,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
             if args.rgb_baseline:
-                began = time.perf_counter()
-                decode_all(path, rgb=True)
-                full = time.perf_counter() - began
+                full = best_time(lambda p=path: decode_all(p, rgb=True), args.repeats)
                 rows.append(
                     (
                         "  same, baseline also converts every frame to RGB",
@@ -306,6 +393,10 @@ def main(argv: list[str] | None = None) -> None:
             for name, seconds, _ in ffmpeg_rows(ffmpeg, long_path, args.frames, audio, 1):
                 rows.append((name, f"{seconds:.2f} s", "-", "-", "-"))
             note = f"ffmpeg binary: {ffmpeg}"
+
+        # 4. damaged input
+        if args.fuzz_cases:
+            rows += fuzz_rows(folder, args.fuzz_cases, args.repeats)
 
     header = ("task", "avrec", "baseline (same run)", "speed-up", "memory")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -213,29 +214,39 @@ def test_tag_features_are_tfidf_rows():
     assert f[0, 1] > f[0, 0]  # the rarer tag weighs more
 
 
-def test_demo_end_to_end(tmp_path, capsys):
+def _demo_args(tmp_path, report_dir):
+    return [
+        "demo",
+        "--items",
+        "16",
+        "--users",
+        "60",
+        "--genres",
+        "2",
+        "--duration",
+        "0.5",
+        "--epochs",
+        "1",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(report_dir),
+    ]
+
+
+def _cache_state(cache):
+    """``relative path -> (size, mtime_ns)`` of every file under the cache folder."""
+    return {
+        str(p.relative_to(cache)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(cache.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_demo_end_to_end(tmp_path, capsys, caplog):
     pytest.importorskip("matplotlib")
     report_dir = tmp_path / "report"
-    code = main(
-        [
-            "-q",
-            "demo",
-            "--items",
-            "16",
-            "--users",
-            "60",
-            "--genres",
-            "2",
-            "--duration",
-            "0.5",
-            "--epochs",
-            "1",
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--out",
-            str(report_dir),
-        ]
-    )
+    code = main(["-q", *_demo_args(tmp_path, report_dir)])
     assert code == 0
     out = capsys.readouterr().out
     for name in (
@@ -266,8 +277,27 @@ def test_demo_end_to_end(tmp_path, capsys):
     ):
         img = imread(report_dir / png)
         assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 400
-    # the second run reuses the cached corpus and features
-    assert (tmp_path / "cache" / "features").is_dir()
+    # a second run reuses the cached corpus and features: nothing under the cache is
+    # rewritten, both reuses are logged, and the results are the same
+    cache = tmp_path / "cache"
+    features = list((cache / "features").glob("*.npz"))
+    assert len(features) == 1
+    before = _cache_state(cache)
+    capsys.readouterr()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="avrec"):
+        code = main(["-q", "-v", *_demo_args(tmp_path, tmp_path / "again")])
+    assert code == 0
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("reusing the audio-video corpus in ") for m in logged), logged
+    assert f"reusing features from {features[0]}" in logged
+    assert _cache_state(cache) == before
+    again = json.loads((tmp_path / "again" / "results.json").read_text())
+
+    def metrics(rec):
+        return {r["name"]: (r["warm"], r["cold"]) for r in rec["rows"]}
+
+    assert metrics(again) == metrics(record)
 
 
 def test_format_table_and_findings():
@@ -291,6 +321,7 @@ def test_format_table_and_findings():
     ]
     text = "\n".join(findings(rows))
     assert "best hybrid (HybridBlend, NDCG@10 0.3500) beats" in text
+    assert "One split, with each family's best picked on this test split" in text
     assert "ContentKNN) reaches NDCG@10 0.3000 vs 0.0400 for Popularity (7.50x)" in text
     assert format_table(rows, markdown=True).count("\n") == len(rows) + 1
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import io
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -67,8 +70,61 @@ def test_memory_guard_message_states_sizes(monkeypatch):
         _ease._check_memory(20_000, 4, torch.device("cpu"))
 
 
-def test_available_memory_is_positive():
-    assert _ease.available_memory() is None or _ease.available_memory() > 0
+def _no_psutil(monkeypatch):
+    real = importlib.import_module
+
+    def fake(name, *args):
+        if name == "psutil":
+            raise ImportError("no psutil here")
+        return real(name, *args)
+
+    monkeypatch.setattr(_ease.importlib, "import_module", fake)
+
+
+def test_available_memory_reads_psutil_first(monkeypatch):
+    psutil = pytest.importorskip("psutil")
+
+    class Memory:
+        available = 123_456_789
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Memory())
+    assert _ease.available_memory() == 123_456_789
+
+
+def test_available_memory_falls_back_to_meminfo_then_sysconf(monkeypatch):
+    _no_psutil(monkeypatch)
+    meminfo = "MemTotal:       8000000 kB\nMemFree:         100 kB\nMemAvailable:    2048 kB\n"
+    opened = []
+
+    def fake_open(path, *args, **kwargs):
+        opened.append(path)
+        return io.StringIO(meminfo)
+
+    monkeypatch.setattr(_ease, "open", fake_open, raising=False)
+    assert _ease.available_memory() == 2048 * 1024  # kB, not MemFree or MemTotal
+    assert opened == ["/proc/meminfo"]
+
+    def no_meminfo(path, *args, **kwargs):
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(_ease, "open", no_meminfo, raising=False)
+    pages = {"SC_AVPHYS_PAGES": 10, "SC_PHYS_PAGES": 99, "SC_PAGE_SIZE": 4096}
+    monkeypatch.setattr(_ease.os, "sysconf", lambda name: pages[name])
+    assert _ease.available_memory() == 10 * 4096  # available pages before physical ones
+
+    def physical_only(name):
+        if name == "SC_AVPHYS_PAGES":
+            raise ValueError(name)
+        return pages[name]
+
+    monkeypatch.setattr(_ease.os, "sysconf", physical_only)
+    assert _ease.available_memory() == 99 * 4096
+
+    def nothing(name):
+        raise ValueError(name)
+
+    monkeypatch.setattr(_ease.os, "sysconf", nothing)
+    assert _ease.available_memory() is None
 
 
 def test_singular_gram_at_low_precision_is_reported():

@@ -77,12 +77,26 @@ def test_top_k_and_limits(data):
     user = int(np.argmax(np.diff(data.matrix.indptr)))
     cf = _check(model, data, user, k=3)
     assert cf.k == 3 and cf.new_items.shape == (3,)
-    limited = counterfactual(model, user, k=3, max_removals=1)
-    if not limited.found:
+    assert cf.found and "leaves the top" in repr(cf)
+
+
+def test_max_removals_bounds_the_search(data):
+    model = EASE(l2=5.0).fit(data)
+    user = 0  # the greedy search needs three removals to move this user's top item
+    full = _check(model, data, user)
+    assert full.found and full.removed.size == 3
+    for limit in (1, 2):  # too few removals allowed: nothing found, nothing claimed
+        limited = counterfactual(model, user, max_removals=limit)
+        assert not limited.found
         assert limited.removed.size == 0
+        assert limited.item == full.item
         assert limited.new_items.tolist() == limited.original_items.tolist()
         assert "no set of removals found" in repr(limited)
-    assert "leaves the top" in repr(cf) or not cf.found
+    for limit in (3, 4):
+        limited = counterfactual(model, user, max_removals=limit)
+        assert limited.found and limited.removed.size <= limit
+        assert sorted(limited.removed.tolist()) == sorted(full.removed.tolist())
+        assert limited.new_items.tolist() == full.new_items.tolist()
 
 
 def test_new_history_given_as_X(data):

@@ -1,4 +1,5 @@
-"""Imports point down the layer picture of DESIGN.md only."""
+"""Imports point down the layers only: evaluation | explain | privacy -> recommenders ->
+features -> media -> data -> utils (a lower layer never imports a higher one)."""
 
 from __future__ import annotations
 

@@ -102,7 +102,7 @@ def test_probe_video(video):
 def test_size(videos, size, shape):
     clip = read_video(videos["mp4"], num_frames=3, size=size)
     assert tuple(clip.frames.shape[2:]) == shape
-    assert clip.height, clip.width == shape
+    assert (clip.height, clip.width) == shape
 
 
 def test_start_end_window(videos):

@@ -96,7 +96,9 @@ def findings(rows: Sequence[ModelRow]) -> list[str]:
         out.append(
             f"Warm split: the best hybrid ({hybrid.name}, NDCG@10 {h:.4f}) {verdict} the best "
             f"pure-CF model ({cf.name}, {c:.4f}; {_ratio(h, c)}) and the best pure-content "
-            f"model ({content.name}, {t:.4f}; {_ratio(h, t)})."
+            f"model ({content.name}, {t:.4f}; {_ratio(h, t)}). One split, with each family's "
+            "best picked on this test split: see benchmarks/bench_demo_seeds.py for mean +- std "
+            "over seeds with the picks made on validation data."
         )
     by_name = {r.name: r for r in rows}
     pop, rnd = by_name.get("Popularity"), by_name.get("Random")

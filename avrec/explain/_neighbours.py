@@ -191,10 +191,17 @@ feature_contributions, details, item_ids
 def explain_recommendation(model: Any, user: Any, item: Any, *, X: Any = None) -> Explanation:
     """Split a recommender's score for one item over the user's history items.
 
-    The decomposition is exact for every supported model: it is computed from
-    the fitted attributes the model scores with, and the terms add up to
-    ``model.score_items([user], [item], X=X)`` (up to float32 rounding), with
-    any part that is not a sum over the history in ``bias`` or ``residual``.
+    The terms are computed from the fitted attributes the model scores with
+    and add up to ``model.score_items([user], [item], X=X)`` (up to float32
+    rounding), with any part that is not a sum over the history in ``bias``
+    or ``residual``. The history terms are exact for ItemKNN, EASE,
+    Popularity and ContentKNN, and for every model when the history is given
+    as ``X=``. For training users of ALS (``solver="cg"``) and BPR, whose
+    scores come from stored user factors, the terms decompose the fold-in of
+    the history instead, and ``residual`` is the stored minus the fold-in
+    score: a few conjugate-gradient steps for ALS, but for BPR it can be a
+    sizeable part of the history-dependent score (inspect it before trusting
+    the terms). HybridBlend's ``residual`` holds its normalisation centring.
 
     ========================  =================================================
     model                     score of item ``i`` for history ``x_u``

@@ -122,7 +122,7 @@ class FrameSampler:
     whichever decodes fewer frames: it seeks when the gap to the target (in
     frames) exceeds the frames a seek costs, i.e. the distance from the
     keyframe to the target, measured on previous seeks (half a keyframe
-    interval on average). Over ``N`` uniform targets this is DESIGN's rule:
+    interval on average). Over ``N`` uniform targets this amounts to:
     seek per frame when ``N x (keyframe interval / 2) < total frames``,
     otherwise one linear scan.
     """

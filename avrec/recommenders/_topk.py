@@ -11,8 +11,8 @@ __all__ = ["mask_entries", "top_k"]
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Return the indices and values of the ``k`` largest scores of each row.
 
-    Selection runs in :func:`torch.topk` (multi-threaded, several times
-    faster than :func:`numpy.argpartition`; see ``benchmarks/``) and only the
+    Selection runs in :func:`torch.topk` (multi-threaded; timings against
+    :func:`numpy.argpartition` in ``benchmarks/RESULTS.md``) and only the
     ``k`` winners are sorted. Scores of ``-inf`` or NaN
     are never returned: those slots, and the slots of rows with fewer than
     ``k`` columns, are padded with index ``-1`` and score ``-inf``. Ties are

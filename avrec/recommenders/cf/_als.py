@@ -20,8 +20,7 @@ logger = logging.getLogger(__name__)
 
 #: Padded interactions per block: ``BLOCK_ENTRIES * factors * 4`` bytes of gathered factors
 #: (8 MiB at 64 factors), reused by every CG step of the block from the L2/L3 cache. Smaller
-#: blocks pay more Python/dispatch overhead per interaction, larger ones spill the cache
-#: (measured on ML-1M shape: 8192 -> 2.5 s, 32768 -> 2.1 s of CPU per 15 iterations).
+#: blocks pay more Python/dispatch overhead per interaction, larger ones spill the cache.
 BLOCK_ENTRIES = 32768
 #: "workers": blocks spread over ``torch.get_num_threads()`` worker threads, one intra-op
 #: thread each; "inline": one thread walks the blocks, each torch kernel using intra-op threads.
@@ -115,11 +114,10 @@ class ALS(Recommender):
     rows); every block is computed the same way whichever thread runs it, so
     results do not depend on the number of threads.
 
-    *Defaults.* ``factors=64`` and ``iterations=15`` as in the brief and
-    ``implicit``; on ML-1M-shaped synthetic data (``bench_cf.py``), ``alpha``
-    between 0 and 2 moved NDCG@10 by about 5% (lower alpha) and Recall@20 by
-    about 6% (higher alpha), ``regularization`` between 0.01 and 1 changed
-    nothing, and 10 to 30 gained up to 7% NDCG@10: worth tuning per dataset.
+    *Defaults.* ``factors=64`` and ``iterations=15`` as in ``implicit``;
+    ``alpha`` and ``regularization`` move the accuracy and are worth tuning
+    per dataset (on a validation split carved from the training data; see
+    ``benchmarks/RESULTS.md`` for measured figures and their commands).
 
     References
     ----------

@@ -81,11 +81,12 @@ class EASE(Recommender):
 
     ``P`` is computed with a Cholesky factorisation in torch
     (``torch.linalg.cholesky`` + ``torch.cholesky_inverse``), in float32 by
-    default, which is several times faster than a float64 numpy inverse and
-    gives the same rankings. Time is cubic and memory quadratic in the number
-    of items: before allocating, ``fit`` checks that about three dense
-    ``n_items x n_items`` matrices fit in the available memory and raises
-    :class:`~avrec.exceptions.ConfigurationError` otherwise.
+    default; it gives the same rankings as a float64 inverse (timings against
+    numpy and scipy solves: ``benchmarks/RESULTS.md``). Time is cubic and
+    memory quadratic in the number of items: before allocating, ``fit``
+    checks that about three dense ``n_items x n_items`` matrices fit in the
+    available memory and raises :class:`~avrec.exceptions.ConfigurationError`
+    otherwise.
 
     Parameters
     ----------
