@@ -34,7 +34,7 @@ def _bounded(X, m, seed):
 @pytest.mark.parametrize("m", [5, 1000])
 def test_itemknn_at_epsilon_inf_equals_itemknn_on_bounded_data(data, m):
     dp = DPItemKNN(k=15, shrinkage=2.0, epsilon=INF, max_items_per_user=m, random_state=3)
-    dp.fit(data)
+    dp.fit(data, catalogue=data.items)
     B = _bounded(data.matrix, m, 3)
     ref = ItemKNN(k=15, shrinkage=2.0).fit(B)
     assert (dp.similarity_ != ref.similarity_).nnz == 0
@@ -44,7 +44,9 @@ def test_itemknn_at_epsilon_inf_equals_itemknn_on_bounded_data(data, m):
 
 @pytest.mark.parametrize("m", [5, 1000])
 def test_ease_at_epsilon_inf_equals_ease_on_bounded_data(data, m):
-    dp = DPEASE(l2=7.0, epsilon=INF, max_items_per_user=m, random_state=3).fit(data)
+    dp = DPEASE(l2=7.0, epsilon=INF, max_items_per_user=m, random_state=3).fit(
+        data, catalogue=data.items
+    )
     B = _bounded(data.matrix, m, 3)
     ref = EASE(l2=7.0).fit(B)
     np.testing.assert_array_equal(dp.weights_, ref.weights_)
@@ -70,7 +72,7 @@ def test_ease_from_gram_projection_makes_any_noise_solvable():
 
 
 def _hits(model, train, test):
-    model.fit(train)
+    model.fit(train, catalogue=train.items)
     idx, _ = model.recommend(k=5)
     truth = test.matrix.toarray() > 0
     return truth[np.arange(idx.shape[0])[:, None], idx].sum()
@@ -97,10 +99,12 @@ def test_accuracy_increases_with_epsilon(data, cls, params):
 def test_fit_charges_the_accountant(data, cls):
     acc = PrivacyAccountant(epsilon=3.0, delta=1e-5)
     model = cls(epsilon=1.0, delta=1e-6, max_items_per_user=10, random_state=0)
-    model.fit(data, accountant=acc)
+    model.fit(data, catalogue=data.items, accountant=acc)
     assert acc.spent == (1.0, 1e-6)
     assert (model.epsilon_spent_, model.delta_spent_) == (1.0, 1e-6)
-    cls(epsilon=0.5, mechanism="laplace", random_state=0).fit(data, accountant=acc)
+    cls(epsilon=0.5, mechanism="laplace", random_state=0).fit(
+        data, catalogue=data.items, accountant=acc
+    )
     assert acc.spent == (1.5, 1e-6)  # pure-DP mechanisms spend no delta
     assert not hasattr(model, "_accountant")  # the ledger is not kept on the model
 
@@ -110,30 +114,36 @@ def test_overspend_raises_before_release_and_keeps_the_model(data, cls):
     acc = PrivacyAccountant(epsilon=1.0, delta=1e-5)
     fresh = cls(epsilon=2.0, random_state=0)
     with pytest.raises(PrivacyBudgetExceeded):
-        fresh.fit(data, accountant=acc)
+        fresh.fit(data, catalogue=data.items, accountant=acc)
     with pytest.raises(NotFittedError):
         fresh.recommend([0])
-    model = cls(epsilon=0.6, random_state=0).fit(data, accountant=acc)
+    model = cls(epsilon=0.6, random_state=0).fit(data, catalogue=data.items, accountant=acc)
     before = model.score_items([0, 1])
     with pytest.raises(PrivacyBudgetExceeded):
-        model.fit(data.subset(users=np.arange(10)), accountant=acc)
+        model.fit(data.subset(users=np.arange(10)), catalogue=data.items, accountant=acc)
     np.testing.assert_array_equal(model.score_items([0, 1]), before)
     assert acc.spent[0] == pytest.approx(0.6) and len(acc.releases) == 1
     with pytest.raises(PrivacyBudgetExceeded):  # an exact release needs an infinite budget
-        cls(epsilon=INF).fit(data, accountant=PrivacyAccountant(epsilon=100.0))
+        cls(epsilon=INF).fit(
+            data, catalogue=data.items, accountant=PrivacyAccountant(epsilon=100.0)
+        )
 
 
 def test_epsilon_inf_saves_and_loads(data, tmp_path):
-    model = DPItemKNN(k=5, epsilon=INF, max_items_per_user=8, random_state=0).fit(data)
+    model = DPItemKNN(k=5, epsilon=INF, max_items_per_user=8, random_state=0).fit(
+        data, catalogue=data.items
+    )
     model.save(tmp_path / "m")
     loaded = DPItemKNN.load(tmp_path / "m")
     assert loaded.epsilon == INF and loaded.epsilon_spent_ == INF
-    np.testing.assert_array_equal(loaded.score_items(), model.score_items())
+    np.testing.assert_array_equal(loaded.score_items(X=data.matrix), model.score_items())
 
 
 def test_personalisation_uses_the_users_full_history(data):
     """Scoring is post-processing on the user's own data: X= gives the training scores."""
-    model = DPItemKNN(k=10, epsilon=5.0, max_items_per_user=3, random_state=0).fit(data)
+    model = DPItemKNN(k=10, epsilon=5.0, max_items_per_user=3, random_state=0).fit(
+        data, catalogue=data.items
+    )
     np.testing.assert_array_equal(model.score_items(X=data.matrix), model.score_items())
 
 
@@ -152,36 +162,39 @@ def test_personalisation_uses_the_users_full_history(data):
 def test_bad_parameters_raise_in_fit(data, cls, params, match):
     model = cls(**params)  # stored verbatim, validated in fit
     with pytest.raises(ConfigurationError, match=match):
-        model.fit(data)
+        model.fit(data, catalogue=data.items)
 
 
 def test_model_specific_parameters(data):
     with pytest.raises(ConfigurationError, match="k must"):
-        DPItemKNN(k=0).fit(data)
+        DPItemKNN(k=0).fit(data, catalogue=data.items)
     with pytest.raises(ConfigurationError, match="shrinkage"):
-        DPItemKNN(shrinkage=-1.0).fit(data)
+        DPItemKNN(shrinkage=-1.0).fit(data, catalogue=data.items)
     with pytest.raises(ConfigurationError, match="l2"):
-        DPEASE(l2=0.0).fit(data)
+        DPEASE(l2=0.0).fit(data, catalogue=data.items)
     with pytest.raises(ConfigurationError, match="noise_shrinkage"):
-        DPItemKNN(noise_shrinkage=-1.0).fit(data)
+        DPItemKNN(noise_shrinkage=-1.0).fit(data, catalogue=data.items)
     with pytest.raises(ConfigurationError, match="threshold"):
-        DPEASE(threshold=-1.0).fit(data)
+        DPEASE(threshold=-1.0).fit(data, catalogue=data.items)
 
 
 def test_noise_aware_post_processing(data):
     from avrec.privacy import cooccurrence_sensitivity, noise_std
 
     model = DPItemKNN(shrinkage=2.0, noise_shrinkage=5.0, epsilon=4.0, max_items_per_user=6)
-    model.fit(data)
+    model.fit(data, catalogue=data.items)
     std = noise_std("gaussian", cooccurrence_sensitivity(6, data.n_items), 4.0, 1e-6)
     assert model.shrinkage_ == pytest.approx(2.0 + 5.0 * std)
     # a threshold far above every count leaves no similarity at all
-    empty = DPItemKNN(epsilon=4.0, threshold=1e6, random_state=0).fit(data)
+    empty = DPItemKNN(epsilon=4.0, threshold=1e6, random_state=0).fit(data, catalogue=data.items)
     assert empty.similarity_.nnz == 0
-    assert DPItemKNN(epsilon=INF, noise_shrinkage=5.0).fit(data).shrinkage_ == 10.0
+    assert (
+        DPItemKNN(epsilon=INF, noise_shrinkage=5.0).fit(data, catalogue=data.items).shrinkage_
+        == 10.0
+    )
 
 
 def test_partial_fit_is_refused(data):
-    model = DPItemKNN(epsilon=INF).fit(data)
+    model = DPItemKNN(epsilon=INF).fit(data, catalogue=data.items)
     with pytest.raises(NotImplementedError, match="partial_fit"):
         model.partial_fit(data)

@@ -103,20 +103,20 @@ def test_negatives_are_distinct_and_outside_the_history():
 def test_epsilon_of_the_run_equals_dpsgd_epsilon(data):
     model = DPBPR(epsilon=None, noise_multiplier=1.3, delta=1e-5, random_state=0, **FAST)
     acc = PrivacyAccountant(epsilon=100.0, delta=1e-5, composition="rdp")
-    model.fit(data, accountant=acc)
+    model.fit(data, catalogue=data.items, accountant=acc)
     expected = dpsgd_epsilon(1.3, FAST["sample_rate"], model.steps_, 1e-5)
     assert model.steps_ == math.ceil(FAST["epochs"] / FAST["sample_rate"])
     assert model.epsilon_ == pytest.approx(expected, rel=1e-9)
     assert acc.spent[0] == pytest.approx(expected, rel=1e-6)
     basic = PrivacyAccountant(epsilon=100.0, delta=1e-4)
     DPBPR(epsilon=None, noise_multiplier=1.3, delta=1e-5, random_state=0, **FAST).fit(
-        data, accountant=basic
+        data, accountant=basic, catalogue=data.items
     )
     assert basic.spent == (pytest.approx(expected, rel=1e-6), 1e-5)
 
 
 def test_target_epsilon_is_met(data):
-    model = DPBPR(epsilon=3.0, delta=1e-5, random_state=0, **FAST).fit(data)
+    model = DPBPR(epsilon=3.0, delta=1e-5, random_state=0, **FAST).fit(data, catalogue=data.items)
     assert model.epsilon_ <= 3.0
     assert model.epsilon_ == pytest.approx(3.0, rel=1e-2)
     assert model.noise_multiplier_ > 0 and model.epsilon_spent_ == model.epsilon_
@@ -131,28 +131,36 @@ def test_overspend_raises_before_training(data, monkeypatch):
     acc = PrivacyAccountant(epsilon=1.0, delta=1e-5, composition="rdp")
     model = DPBPR(epsilon=None, noise_multiplier=0.5, delta=1e-5, random_state=0, **FAST)
     with pytest.raises(PrivacyBudgetExceeded):
-        model.fit(data, accountant=acc)
+        model.fit(data, catalogue=data.items, accountant=acc)
     assert calls == [] and acc.releases == []
     with pytest.raises(NotFittedError):
         model.recommend([0])
 
 
 def test_no_noise_at_epsilon_inf(data):
-    model = DPBPR(epsilon=math.inf, random_state=0, **FAST).fit(data)
+    model = DPBPR(epsilon=math.inf, random_state=0, **FAST).fit(data, catalogue=data.items)
     assert model.noise_multiplier_ == 0.0 and model.epsilon_ == math.inf
     assert model.delta_ == 0.0
 
 
 def test_noise_changes_the_item_table_only_through_the_seed(data):
-    a = DPBPR(epsilon=None, noise_multiplier=2.0, random_state=1, **FAST).fit(data)
-    b = DPBPR(epsilon=None, noise_multiplier=2.0, random_state=1, **FAST).fit(data)
-    c = DPBPR(epsilon=None, noise_multiplier=0.0, random_state=1, **FAST).fit(data)
+    a = DPBPR(epsilon=None, noise_multiplier=2.0, random_state=1, **FAST).fit(
+        data, catalogue=data.items
+    )
+    b = DPBPR(epsilon=None, noise_multiplier=2.0, random_state=1, **FAST).fit(
+        data, catalogue=data.items
+    )
+    c = DPBPR(epsilon=None, noise_multiplier=0.0, random_state=1, **FAST).fit(
+        data, catalogue=data.items
+    )
     np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
     assert not np.allclose(a.item_factors_, c.item_factors_)
 
 
 def test_fold_in_is_per_user(data):
-    model = DPBPR(epsilon=None, noise_multiplier=1.0, random_state=0, **FAST).fit(data)
+    model = DPBPR(epsilon=None, noise_multiplier=1.0, random_state=0, **FAST).fit(
+        data, catalogue=data.items
+    )
     hist = data.matrix[:6]
     together = model.score_items(X=hist)
     for u in range(6):
@@ -175,4 +183,4 @@ def test_fold_in_is_per_user(data):
 def test_bad_parameters(data, params, match):
     kw = {**FAST, **params}
     with pytest.raises(ConfigurationError, match=match):
-        DPBPR(**kw).fit(data)
+        DPBPR(**kw).fit(data, catalogue=data.items)

@@ -154,7 +154,7 @@ def test_clip_jointly_leaves_small_gradients_alone():
 def test_epsilon_of_the_run_equals_dpsgd_epsilon(data, features):
     acc = PrivacyAccountant(epsilon=100.0, delta=1e-5, composition="rdp")
     model = DPVBPR(epsilon=None, noise_multiplier=1.3, delta=1e-5, random_state=0, **FAST)
-    model.fit(data, item_features=features, accountant=acc)
+    model.fit(data, catalogue=data.items, item_features=features, accountant=acc)
     expected = dpsgd_epsilon(1.3, FAST["sample_rate"], model.steps_, 1e-5)
     assert model.steps_ == math.ceil(FAST["epochs"] / FAST["sample_rate"])
     assert model.epsilon_ == pytest.approx(expected, rel=1e-9)
@@ -165,7 +165,7 @@ def test_epsilon_of_the_run_equals_dpsgd_epsilon(data, features):
 
 def test_target_epsilon_is_met(data, features):
     model = DPVBPR(epsilon=3.0, delta=1e-5, random_state=0, **FAST)
-    model.fit(data, item_features=features)
+    model.fit(data, catalogue=data.items, item_features=features)
     assert model.epsilon_ <= 3.0
     assert model.epsilon_ == pytest.approx(3.0, rel=1e-2)
 
@@ -179,24 +179,24 @@ def test_overspend_raises_before_training_and_keeps_the_model(data, features, mo
     acc = PrivacyAccountant(epsilon=1.0, delta=1e-5, composition="rdp")
     model = DPVBPR(epsilon=None, noise_multiplier=0.5, delta=1e-5, random_state=0, **FAST)
     with pytest.raises(PrivacyBudgetExceeded):
-        model.fit(data, item_features=features, accountant=acc)
+        model.fit(data, catalogue=data.items, item_features=features, accountant=acc)
     assert calls == [] and acc.releases == []
     with pytest.raises(NotFittedError):
         model.recommend([0])
-    model.fit(data, item_features=features)  # without an accountant: trains
+    model.fit(data, catalogue=data.items, item_features=features)  # without an accountant: trains
     before = model.score_items([0, 1])
     calls.clear()
     with pytest.raises(PrivacyBudgetExceeded):
-        model.fit(data, item_features=features, accountant=acc)
+        model.fit(data, catalogue=data.items, item_features=features, accountant=acc)
     assert calls == []
     np.testing.assert_array_equal(model.score_items([0, 1]), before)
 
 
 def test_reproducible_with_a_seed(data, features):
     kw = {"epsilon": None, "noise_multiplier": 2.0, **FAST}
-    a = DPVBPR(random_state=1, **kw).fit(data, item_features=features)
-    b = DPVBPR(random_state=1, **kw).fit(data, item_features=features)
-    c = DPVBPR(random_state=2, **kw).fit(data, item_features=features)
+    a = DPVBPR(random_state=1, **kw).fit(data, catalogue=data.items, item_features=features)
+    b = DPVBPR(random_state=1, **kw).fit(data, catalogue=data.items, item_features=features)
+    c = DPVBPR(random_state=2, **kw).fit(data, catalogue=data.items, item_features=features)
     for name in ("item_factors_", "item_bias_", "projection_", "feature_bias_"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     np.testing.assert_array_equal(a.score_items(), b.score_items())
@@ -205,8 +205,12 @@ def test_reproducible_with_a_seed(data, features):
 
 def test_noise_reaches_every_released_parameter(data, features):
     kw = {"epsilon": None, "random_state": 1, **FAST}
-    noisy = DPVBPR(noise_multiplier=2.0, **kw).fit(data, item_features=features)
-    clean = DPVBPR(noise_multiplier=0.0, **kw).fit(data, item_features=features)
+    noisy = DPVBPR(noise_multiplier=2.0, **kw).fit(
+        data, catalogue=data.items, item_features=features
+    )
+    clean = DPVBPR(noise_multiplier=0.0, **kw).fit(
+        data, catalogue=data.items, item_features=features
+    )
     for name in ("item_factors_", "item_bias_", "projection_", "feature_bias_"):
         assert not np.allclose(getattr(noisy, name), getattr(clean, name)), name
     np.testing.assert_array_equal(noisy.user_factors_.shape, clean.user_factors_.shape)
@@ -215,8 +219,8 @@ def test_noise_reaches_every_released_parameter(data, features):
 def test_without_features_it_is_dpbpr(data):
     kw = {k: v for k, v in FAST.items() if k != "content_factors"}
     kw.update(epsilon=None, noise_multiplier=1.0, random_state=3)
-    mine = DPVBPR(content_factors=5, **kw).fit(data)
-    ref = DPBPR(**kw).fit(data)
+    mine = DPVBPR(content_factors=5, **kw).fit(data, catalogue=data.items)
+    ref = DPBPR(**kw).fit(data, catalogue=data.items)
     for name in ("item_factors_", "item_bias_", "user_factors_", "loss_history_"):
         np.testing.assert_array_equal(getattr(mine, name), getattr(ref, name))
     assert mine.projection_.size == mine.feature_bias_.size == 0
@@ -242,7 +246,7 @@ def test_items_without_interactions_are_not_special_cased(data, features):
 
 def test_fold_in_is_per_user_and_uses_content(data, features):
     model = DPVBPR(epsilon=None, noise_multiplier=1.0, random_state=0, **FAST)
-    model.fit(data, item_features=features)
+    model.fit(data, catalogue=data.items, item_features=features)
     hist = data.matrix[:6]
     together = model.score_items(X=hist)
     for u in range(6):
@@ -308,4 +312,4 @@ def test_content_ranks_cold_items_under_dp_where_dpbpr_cannot():
 )
 def test_bad_parameters(data, features, params, match):
     with pytest.raises(ConfigurationError, match=match):
-        DPVBPR(**{**FAST, **params}).fit(data, item_features=features)
+        DPVBPR(**{**FAST, **params}).fit(data, catalogue=data.items, item_features=features)

@@ -50,7 +50,8 @@ def test_entry_layout_and_chain(tmp_path):
     assert len(log) == 0 and log.entries() == [] and log.head() == GENESIS and log.verify()
     a = log.append("dp_release", mechanism="laplace", epsilon=np.float32(0.5), n=np.int64(3))
     b = log.append("note", text="hello")
-    assert set(a) == {"seq", "time", "event", "payload", "prev_hash", "hash", "alg"}
+    assert set(a) == {"seq", "time", "event", "payload", "log_id", "prev_hash", "hash", "alg"}
+    assert re.fullmatch(r"[0-9a-f]{32}", a["log_id"]) and b["log_id"] == a["log_id"]
     assert (a["seq"], b["seq"]) == (0, 1)
     assert a["prev_hash"] == GENESIS and b["prev_hash"] == a["hash"]
     assert a["payload"] == {"mechanism": "laplace", "epsilon": 0.5, "n": 3}
@@ -60,7 +61,8 @@ def test_entry_layout_and_chain(tmp_path):
     assert log.entries() == [a, b] and list(log) == [a, b] and len(log) == 2
     assert log.head() == b["hash"]
     result = log.verify(expected_head=log.head())
-    assert result == AuditVerification(True, 2, None, "ok", b["hash"])
+    assert result == AuditVerification(True, 2, None, "ok", b["hash"], a["log_id"])
+    assert log.log_id == a["log_id"]
     assert "keyed=False" in repr(log)
 
 
@@ -123,7 +125,9 @@ def test_any_single_edit_removal_or_swap_is_detected(tmp_path, ops, data, keyed)
     head = log.head()
     n = len(lines)
     assert log.verify(expected_head=head)
-    action = data.draw(st.sampled_from(["edit", "remove", "swap", "insert", "duplicate"]))
+    # a swap needs two entries: it is drawn only then (never skipped after being drawn)
+    actions = ["edit", "remove", "insert", "duplicate"] + (["swap"] if n >= 2 else [])
+    action = data.draw(st.sampled_from(actions))
     i = data.draw(st.integers(0, n - 1))
     if action == "edit":
         entry = json.loads(lines[i])
@@ -141,8 +145,6 @@ def test_any_single_edit_removal_or_swap_is_detected(tmp_path, ops, data, keyed)
         del lines[i]
         first_bad = i
     elif action == "swap":
-        if n < 2:
-            return
         j = data.draw(st.integers(0, n - 1).filter(lambda j: j != i))
         lines[i], lines[j] = lines[j], lines[i]
         first_bad = min(i, j)
@@ -162,6 +164,19 @@ def test_any_single_edit_removal_or_swap_is_detected(tmp_path, ops, data, keyed)
     else:
         assert result.first_bad == first_bad, result
         assert not log.verify().ok
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_every_swap_of_two_entries_is_detected(tmp_path, keyed):
+    ops = [("note", {"i": i}) for i in range(4)]
+    for i in range(4):
+        for j in range(i + 1, 4):
+            log, lines = build(tmp_path, ops, KEY if keyed else None)
+            head = log.head()
+            lines[i], lines[j] = lines[j], lines[i]
+            write_lines(log.path, lines)
+            result = log.verify(expected_head=head)
+            assert not result.ok and result.first_bad == i, (i, j, result)
 
 
 @settings(

@@ -209,12 +209,45 @@ def test_discrete_gaussian_sampler_is_exact_for_rational_variances(sigma2):
     radius = int(10 * math.sqrt(s2)) + 5
     assert _chi2_pvalue(noise, _dgauss_pmf(s2), radius) > PASS_P
     assert _chi2_pvalue(noise, _dgauss_pmf(1.3**2 * s2), radius) < FAIL_P
+    assert _chi2_pvalue(noise, _dgauss_pmf(0.7**2 * s2), radius) < FAIL_P
 
 
 def test_discrete_gaussian_sigma_is_close_to_the_continuous_one():
     cont = gaussian_sigma(1.0, 1e-5)
     disc = discrete_gaussian_sigma(1.0, 1e-5)
     assert cont < disc < 1.15 * cont
+
+
+def _discrete_gaussian_delta(sigma, eps, sens):
+    """Exact delta(eps) of the discrete Gaussian, by direct summation of its pmf.
+
+    For outputs ``k`` of ``N_Z(0, sigma^2)`` vs ``N_Z(sens, sigma^2)`` (the two
+    directions are symmetric): ``delta = sum_k max(0, P(k) - e^eps Q(k))``.
+    """
+    radius = int(60 * sigma) + 2 * sens + 10
+    k = np.arange(-radius, radius + 1, dtype=float)
+    log_norm = special.logsumexp(-(k**2) / (2 * sigma**2))
+    log_p = -(k**2) / (2 * sigma**2) - log_norm
+    log_q = -((k - sens) ** 2) / (2 * sigma**2) - log_norm
+    return float(np.sum(np.clip(np.exp(log_p) - np.exp(eps + log_q), 0, None)))
+
+
+@pytest.mark.parametrize(("eps", "delta", "sens"), [(1.0, 1e-5, 1), (0.5, 1e-6, 3), (4.0, 1e-5, 2)])
+def test_discrete_gaussian_sigma_checked_independently(eps, delta, sens):
+    sigma = discrete_gaussian_sigma(eps, delta, sens)
+    # 1. the zCDP conversion (CKS 2020, Corollary 13) minimised on a grid of orders,
+    #    not by the library's bounded scalar search, gives back epsilon
+    alpha = 1 + np.geomspace(1e-4, 1e4, 400_001)
+    rho = sens**2 / (2 * sigma**2)
+    grid_eps = np.min(
+        alpha * rho + np.log1p(-1 / alpha) - (math.log(delta) + np.log(alpha)) / (alpha - 1)
+    )
+    assert grid_eps == pytest.approx(eps, rel=1e-4)
+    # 2. the exact privacy profile, summed over the pmf: the bound is valid (the true
+    #    delta at this sigma is within the target) and not loose by much (at 0.85 sigma
+    #    the true delta exceeds the target)
+    assert _discrete_gaussian_delta(sigma, eps, sens) <= delta
+    assert _discrete_gaussian_delta(0.85 * sigma, eps, sens) > delta
 
 
 def test_noisy_count_dispatches_on_delta():
@@ -245,6 +278,10 @@ def test_debiased_randomized_response_is_unbiased():
     p = special.expit(eps)
     se = math.sqrt(p * (1 - p) / (2 * p - 1) ** 2 / N)
     assert abs(est.mean() - truth.mean()) < 4 * se
+    # debiasing with the wrong epsilon (either side) is visibly biased
+    reports = randomized_response(truth, eps, random_state=4)
+    for wrong in (0.7 * eps, 1.3 * eps):
+        assert abs(debias_randomized_response(reports, wrong).mean() - truth.mean()) > 6 * se
     # naive mean of the reports is biased towards 1/2
     assert abs(randomized_response(truth, eps, random_state=4).mean() - 0.2) > 10 * se / 4
 
@@ -302,7 +339,9 @@ def test_exponential_top_k_equals_k_peeling_rounds_of_eps_over_k():
     assert counts[~valid].sum() == 0
     expected = N * pair_probs(eps / k)[valid]
     assert stats.chisquare(counts[valid], expected).pvalue > PASS_P
-    assert stats.chisquare(counts[valid], N * pair_probs(1.3 * eps / k)[valid]).pvalue < FAIL_P
+    for wrong in (1.3, 0.7):
+        wrong_expected = N * pair_probs(wrong * eps / k)[valid]
+        assert stats.chisquare(counts[valid], wrong_expected).pvalue < FAIL_P
 
 
 def test_exponential_mechanism_shapes_and_exclusion():
@@ -325,6 +364,7 @@ def test_secure_uniforms_are_uniform_and_full_range_uniform_is_uniform():
     assert np.all((full > 0) & (full < 1))
     assert stats.kstest(full, "uniform").pvalue > SECURE_PASS_P
     assert stats.kstest(full, "uniform", args=(0, 1.3)).pvalue < FAIL_P
+    assert stats.kstest(full, "uniform", args=(0, 0.7)).pvalue < FAIL_P
     # small values occur with the right frequency (the exponent is geometric)
     assert stats.binomtest(int(np.sum(full < 2.0**-10)), N, 2.0**-10).pvalue > SECURE_PASS_P
 
@@ -334,6 +374,7 @@ def test_secure_gumbel_and_exact_integers():
     g = src.gumbel(N)
     assert stats.kstest(g, "gumbel_r").pvalue > SECURE_PASS_P
     assert stats.kstest(g, "gumbel_r", args=(0, 1.3)).pvalue < FAIL_P
+    assert stats.kstest(g, "gumbel_r", args=(0, 0.7)).pvalue < FAIL_P
     ints = src.randbelow(6, 60_000)
     assert stats.chisquare(np.bincount(ints, minlength=6)).pvalue > SECURE_PASS_P
     big = src.randbelow(3 * 2**70, 20_000)
@@ -401,7 +442,7 @@ _RELEASES = {
         np.zeros(3, int), 1, 0.9, 1e-6, random_state=rng, accountant=acc
     ),
     "randomized_response": lambda acc, rng: randomized_response(
-        np.zeros(3, int), 0.9, random_state=rng, accountant=acc
+        np.zeros((3, 1), int), 0.9, random_state=rng, accountant=acc
     ),
     "exponential": lambda acc, rng: exponential_mechanism(
         np.zeros(3), 1.0, 0.9, random_state=rng, accountant=acc

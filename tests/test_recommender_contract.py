@@ -2,7 +2,8 @@
 
 A model joins this suite by being exported from ``avrec.recommenders`` (or
 ``avrec.privacy``) as a concrete :class:`~avrec.recommenders.Recommender` subclass; it can set
-``_test_params`` to small, fast hyperparameters.
+``_test_params`` to small, fast hyperparameters, and ``_test_variants`` (name -> extra
+hyperparameters) to run the whole suite again on other configurations (e.g. a learned fusion).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sklearn.base import clone
 
 import avrec.privacy as privacy
 import avrec.recommenders as recommenders
+from avrec.data import Interactions
 from avrec.exceptions import DataValidationError, NotFittedError, PersistenceError
 from avrec.recommenders import Popularity, Recommender
 
@@ -32,6 +34,21 @@ def discover() -> list[type[Recommender]]:
 
 
 MODELS = discover()
+CASES = [
+    pytest.param(cls, name, id=cls.__name__ if name is None else f"{cls.__name__}[{name}]")
+    for cls in MODELS
+    for name in (None, *getattr(cls, "_test_variants", {}))
+]
+
+
+@pytest.fixture(autouse=True)
+def variant(request, monkeypatch):
+    """Run a test on a model's variant: its ``_test_params`` updated with the variant's."""
+    name = getattr(request, "param", None)
+    if name is not None:
+        cls = request.node.callspec.params["cls"]
+        monkeypatch.setattr(cls, "_test_params", {**cls._test_params, **cls._test_variants[name]})
+    return name
 
 
 def make(cls: type[Recommender], **extra) -> Recommender:
@@ -44,8 +61,19 @@ def make(cls: type[Recommender], **extra) -> Recommender:
     return cls(**params)
 
 
+def releases_only(cls: type[Recommender]) -> bool:
+    """DP models save only their release and take a public item catalogue."""
+    return hasattr(cls, "_released_attributes")
+
+
 def fit(model: Recommender, X) -> Recommender:
-    """Fit ``model`` on ``X``, with the fixture's content features when the model uses them."""
+    """Fit ``model`` on ``X``, with the fixture's content features when the model uses them.
+
+    DP models get the Interactions' item vocabulary as their public catalogue.
+    """
+    if releases_only(type(model)) and isinstance(X, Interactions):
+        features = block_item_features() if model._uses_item_features else None
+        return model.fit(X, item_features=features, catalogue=X.items)
     if not getattr(model, "_uses_item_features", False):
         return model.fit(X)
     features = block_item_features()
@@ -76,7 +104,7 @@ def test_discovery_finds_models():
     assert Popularity in MODELS
 
 
-@pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize(("cls", "variant"), CASES, indirect=["variant"])
 class TestContract:
     def test_fit_returns_self_and_sets_attributes(self, cls, data):
         model = make(cls)
@@ -184,8 +212,17 @@ class TestContract:
         loaded = cls.load(tmp_path / "model")
         assert type(loaded) is cls
         assert loaded.get_params() == model.get_params()
-        np.testing.assert_array_equal(loaded.score_items(), model.score_items())
-        np.testing.assert_array_equal(loaded.recommend(k=5)[0], model.recommend(k=5)[0])
+        if releases_only(cls):  # no user data was saved: users come with their history
+            hist = data.matrix
+            np.testing.assert_array_equal(loaded.score_items(X=hist), model.score_items(X=hist))
+            np.testing.assert_array_equal(
+                loaded.recommend(k=5, X=hist)[0], model.recommend(k=5, X=hist)[0]
+            )
+            with pytest.raises(DataValidationError, match="pass X="):
+                loaded.recommend([0])
+        else:
+            np.testing.assert_array_equal(loaded.score_items(), model.score_items())
+            np.testing.assert_array_equal(loaded.recommend(k=5)[0], model.recommend(k=5)[0])
         assert loaded.items_ == model.items_
         via_base = Recommender.load(tmp_path / "model")
         assert type(via_base) is cls

@@ -8,11 +8,15 @@ its budget before anything is sampled.
 Around the releases: keyed pseudonyms (:class:`Pseudonymizer`), k-anonymity and
 l-diversity for user-attribute tables (:func:`mondrian`, :func:`check_k_anonymity`,
 :func:`check_l_diversity`), AES-256-GCM encryption at rest (:func:`encrypt_file`,
-:func:`save_encrypted`) and a hash-chained :class:`AuditLog` of what was done.
+:func:`save_encrypted`), a hash-chained :class:`AuditLog` of what was done, and
+deny-by-default access control (:class:`AccessPolicy`, :class:`AccessGuard`) that
+records every read in it.
 """
 
 from __future__ import annotations
 
+from avrec.privacy._access_guard import AccessGuard
+from avrec.privacy._access_policy import AccessDecision, AccessPolicy
 from avrec.privacy._accountant import PrivacyAccountant, PrivacyRelease
 from avrec.privacy._audit import EpsilonEstimate, estimate_epsilon
 from avrec.privacy._audit_log import AuditLog, AuditVerification, record_release
@@ -65,6 +69,9 @@ from avrec.privacy._releases import (
 )
 
 __all__ = [
+    "AccessDecision",
+    "AccessGuard",
+    "AccessPolicy",
     "AuditLog",
     "AuditVerification",
     "DEFAULT_RDP_ORDERS",

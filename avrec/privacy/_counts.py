@@ -53,7 +53,10 @@ def discrete_laplace(
     epsilon : float
         Privacy parameter, ``> 0``.
     random_state : None, int, numpy.random.Generator, "secure" or SecureRandom, default=None
-        Randomness; ``"secure"`` draws exact bits from ``os.urandom``.
+        Randomness. None (the default) and ``"secure"`` draw from ``os.urandom``; an
+        int or Generator seeds a reproducible PCG64 stream of this release alone,
+        fresh whenever anything about the release differs (for research and tests;
+        see :class:`~avrec.privacy.SecureRandom`).
     accountant : PrivacyAccountant or None, default=None
         Charged ``(epsilon, 0)`` before sampling.
     note : str, default=""
@@ -90,7 +93,7 @@ def discrete_laplace(
     eps = check_epsilon(epsilon)
     sens = check_sensitivity(sensitivity)
     x = check_int_values(values)
-    source = _as_source(random_state)
+    source = _as_source(random_state, "discrete_laplace", sens, eps, x)
     check_accountant(accountant)
     scale = rational_up(sens / eps)
     if scale > _MAX_SCALE:
@@ -189,7 +192,10 @@ def discrete_gaussian(
     delta : float
         Privacy parameter in ``(0, 1)``.
     random_state : None, int, numpy.random.Generator, "secure" or SecureRandom, default=None
-        Randomness; ``"secure"`` draws exact bits from ``os.urandom``.
+        Randomness. None (the default) and ``"secure"`` draw from ``os.urandom``; an
+        int or Generator seeds a reproducible PCG64 stream of this release alone,
+        fresh whenever anything about the release differs (for research and tests;
+        see :class:`~avrec.privacy.SecureRandom`).
     accountant : PrivacyAccountant or None, default=None
         Charged before sampling (``spend_gaussian`` with noise multiplier
         ``sigma / sensitivity``, ``delta`` and ``epsilon``): ``(epsilon, delta)`` under
@@ -231,7 +237,7 @@ def discrete_gaussian(
     dlt = check_delta(delta)
     sens = check_sensitivity(sensitivity)
     x = check_int_values(values)
-    source = _as_source(random_state)
+    source = _as_source(random_state, "discrete_gaussian", sens, eps, dlt, x)
     check_accountant(accountant)
     sigma = discrete_gaussian_sigma(eps, dlt, sens)
     if sigma > _MAX_SCALE:

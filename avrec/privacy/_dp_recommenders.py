@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 from avrec.exceptions import ConfigurationError
 from avrec.privacy._contribution import check_max_items
+from avrec.privacy._released import AccountedFit
 from avrec.privacy._releases import (
     check_delta,
     check_epsilon,
@@ -27,45 +28,6 @@ from avrec.recommenders.cf._itemknn import SIMILARITY_BLOCK_BYTES
 __all__ = ["DPEASE", "DPItemKNN"]
 
 logger = logging.getLogger(__name__)
-
-
-class AccountedFit:
-    """Mixin: ``fit(X, item_features=None, *, accountant=None)`` charging a privacy accountant.
-
-    The accountant is an argument of the *call*, not a hyperparameter: a
-    budget is spent by the act of fitting, hyperparameters must stay
-    JSON-storable for ``save``/``load``, and :func:`sklearn.base.clone` must
-    not copy a ledger. Each ``fit`` charges the accountant before any noise
-    is drawn, so an overspend raises
-    :class:`~avrec.exceptions.PrivacyBudgetExceeded` with the model untouched.
-    """
-
-    def fit(self, X: Any, item_features: Any = None, *, accountant: Any = None) -> Any:
-        """Fit the model, charging ``accountant`` (if given) for the release.
-
-        Parameters
-        ----------
-        X : Interactions, scipy.sparse matrix or ndarray of shape (n_users, n_items)
-            Non-negative interaction weights.
-        item_features : ignored
-            Accepted for the common signature.
-        accountant : PrivacyAccountant, optional
-            Charged with this fit's ``(epsilon, delta)`` before any noise is
-            drawn; raises :class:`~avrec.exceptions.PrivacyBudgetExceeded`
-            (leaving the model as it was) when the budget cannot cover it.
-
-        Returns
-        -------
-        self
-        """
-        self._accountant = accountant
-        try:
-            return super().fit(X, item_features)  # type: ignore[misc]
-        finally:
-            del self._accountant
-
-    def _current_accountant(self) -> Any:
-        return getattr(self, "_accountant", None)
 
 
 class _DPGramRecommender(AccountedFit, Recommender):
@@ -88,10 +50,12 @@ class _DPGramRecommender(AccountedFit, Recommender):
             max_items_per_user=m,
             mechanism=mechanism,
             accountant=self._current_accountant(),
-            random_state=data.rng,
+            # None: the noise comes from os.urandom; a seed gives this release its own stream
+            random_state=None if self.random_state is None else data.rng,
             note=f"{type(self).__name__}.fit",
         )
-        spent_delta = 0.0 if math.isinf(epsilon) else delta
+        # the Laplace mechanisms are pure epsilon-DP: they spend no delta
+        spent_delta = 0.0 if math.isinf(epsilon) or "laplace" in mechanism else delta
         std = noise_std(mechanism, cooccurrence_sensitivity(m, gram.shape[0]), epsilon, delta)
         if self.threshold and std > 0:  # post-processing: drop counts the noise could explain
             gram = np.where(gram >= float(self.threshold) * std, gram, 0)
@@ -135,8 +99,7 @@ class DPItemKNN(_DPGramRecommender):
         ``shrinkage + noise_shrinkage * s`` with ``s`` the (public) noise
         standard deviation of each count (0 at ``epsilon=inf``). Otherwise the
         noise on the small counts of rare items passes for strong cosine
-        similarity: on ML-1M-shaped data (half scale) this took DPItemKNN at
-        epsilon=8 from an NDCG@10 of 0.03 to 0.26.
+        similarity (measured effect: ``benchmarks/RESULTS.md``).
     epsilon : float, default=1.0
         Privacy budget of the release; ``float("inf")`` adds no noise (a
         non-private baseline on the bounded data).
@@ -197,9 +160,15 @@ class DPItemKNN(_DPGramRecommender):
     ([[0]], 8.0)
     """
 
+    _released_attributes: ClassVar[tuple[str, ...]] = (
+        "similarity_",
+        "shrinkage_",
+        "epsilon_spent_",
+        "delta_spent_",
+    )
     _test_params: ClassVar[dict[str, Any]] = {
         "k": 20,
-        "epsilon": 50.0,
+        "epsilon": 200.0,
         "delta": 1e-5,
         "max_items_per_user": 20,
     }
@@ -324,6 +293,11 @@ class DPEASE(_DPGramRecommender):
     [[0]]
     """
 
+    _released_attributes: ClassVar[tuple[str, ...]] = (
+        "weights_",
+        "epsilon_spent_",
+        "delta_spent_",
+    )
     _test_params: ClassVar[dict[str, Any]] = {
         "l2": 10.0,
         "epsilon": 50.0,

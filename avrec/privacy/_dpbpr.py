@@ -12,15 +12,16 @@ import scipy.sparse as sp
 
 from avrec.exceptions import ConfigurationError
 from avrec.privacy._contribution import bound_contributions, check_max_items
-from avrec.privacy._dp_recommenders import AccountedFit
 from avrec.privacy._dpsgd import (
     DenseAdam,
     check_real,
     clipped_gradient_sum,
     fold_in_users,
+    noisy_gradient,
     padded_rows,
     sample_distinct_negatives,
 )
+from avrec.privacy._released import AccountedFit
 from avrec.privacy._releases import check_delta
 from avrec.recommenders._base import Recommender
 from avrec.recommenders._input import FitData
@@ -90,11 +91,19 @@ class DPBPR(AccountedFit, Recommender):
         L2 weight decay of the item table and the user factors.
     fold_in_steps : int, default=10
         Gradient steps of the fold-in of users known by their history.
+    public_n_users : int or None, default=None
+        A public bound or estimate of the number of users, used only in the
+        normaliser ``sample_rate * public_n_users`` of the noisy gradient sum.
+        None uses the training set's user count there, i.e. treats it as public
+        (see Notes).
     device : None, str or torch.device, default=None
         ``"cpu"`` or ``"cuda"``; None picks CUDA when available.
     random_state : None, int or numpy.random.Generator, default=None
         Seeds the initialisation, contribution bounding, user sampling,
-        negatives and noise.
+        negatives and noise. The user sampling and the noise come from a numpy
+        PCG64 generator of this release alone: seeded with 128 bits of OS
+        entropy for None, else a child seed keyed by the release (data and
+        hyperparameters), so two different fits never share noise.
     verbose : bool, default=True
         Show a progress bar over the steps.
 
@@ -137,7 +146,18 @@ class DPBPR(AccountedFit, Recommender):
     a user receives are *jointly* differentially private (the "billboard"
     lemma of joint DP, Hsu et al. 2014; Jain et al. 2018) at no privacy
     cost beyond the item table. Publish ``item_factors_`` and ``item_bias_``;
-    ``user_factors_`` describe their users and should stay with them.
+    ``user_factors_`` describe their users and should stay with them:
+    :meth:`save` writes only the release (the attributes above marked DP,
+    the calibration, the item catalogue and the hyperparameters), and a loaded
+    model scores users from their history (``recommend(X=...)``).
+
+    *How n_users enters.* Users are Poisson-sampled at the public rate ``q``,
+    and the privacy cost (RDP of the subsampled Gaussian) depends on ``q``,
+    ``sigma`` and ``steps`` only, not on ``n``. The user count enters only the
+    normaliser ``q * n`` of the noisy sum; with ``public_n_users=None`` it is
+    the training set's ``n``, treated as public (as in Abadi et al. 2016), and
+    a value given there keeps ``n`` out of the release entirely. ``n_users_``
+    is not saved.
 
     *Sensitivity.* Padding triples have zero gradient, positives are distinct
     and negatives are distinct items outside the history, so the per-user
@@ -177,12 +197,23 @@ class DPBPR(AccountedFit, Recommender):
     True
     """
 
+    _released_attributes: ClassVar[tuple[str, ...]] = (
+        "item_factors_",
+        "item_bias_",
+        "noise_multiplier_",
+        "sample_rate_",
+        "steps_",
+        "epsilon_",
+        "delta_",
+        "epsilon_spent_",
+        "delta_spent_",
+    )
     _test_params: ClassVar[dict[str, Any]] = {
         "factors": 8,
         "epsilon": None,
         "noise_multiplier": 0.2,
         "sample_rate": 0.25,
-        "epochs": 30,
+        "epochs": 60,
         "max_items_per_user": 20,
         "learning_rate": 0.05,
         "device": "cpu",
@@ -202,6 +233,7 @@ class DPBPR(AccountedFit, Recommender):
         user_learning_rate: float = 0.2,
         regularization: float = 0.0,
         fold_in_steps: int = 10,
+        public_n_users: int | None = None,
         device: Any = None,
         random_state: int | np.random.Generator | None = None,
         verbose: bool = True,
@@ -218,6 +250,7 @@ class DPBPR(AccountedFit, Recommender):
         self.user_learning_rate = user_learning_rate
         self.regularization = regularization
         self.fold_in_steps = fold_in_steps
+        self.public_n_users = public_n_users
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -226,6 +259,8 @@ class DPBPR(AccountedFit, Recommender):
     def _validate(self) -> Any:
         check_positive_int(self.factors, "factors")
         check_positive_int(self.fold_in_steps, "fold_in_steps")
+        if self.public_n_users is not None:
+            check_positive_int(self.public_n_users, "public_n_users")
         check_max_items(self.max_items_per_user)
         check_delta(self.delta, positive=True)
         for name, allow_zero in (
@@ -295,8 +330,9 @@ class DPBPR(AccountedFit, Recommender):
         )
         U = torch.randn(n_users, f, generator=gen, device=device) * scale
         positives, pos_mask = padded_rows(bounded, m, device)
+        noise_rng = self._release_generator(data.rng, *self._release_context(X, sigma, steps))
         self._spend_gaussian(sigma, float(self.sample_rate), steps)
-        history = self._train(table, U, X, positives, pos_mask, sigma, steps, gen)
+        history = self._train(table, U, X, positives, pos_mask, sigma, steps, gen, noise_rng)
         return {
             "item_factors_": table[:, :f].cpu().numpy().copy(),
             "item_bias_": table[:, f].cpu().numpy().copy(),
@@ -310,6 +346,20 @@ class DPBPR(AccountedFit, Recommender):
             "delta_spent_": float(self.delta) if sigma > 0 else 0.0,
             "loss_history_": np.asarray(history, dtype=np.float64),
         }
+
+    def _normaliser(self, n_users: int) -> float:
+        """The expected batch size ``q * n`` dividing the noisy sum (see Notes on ``n``)."""
+        n = n_users if self.public_n_users is None else int(self.public_n_users)
+        return float(self.sample_rate) * n
+
+    def _release_context(self, X: sp.csr_matrix, sigma: float, steps: int) -> tuple[Any, ...]:
+        """What identifies this release: the DP-SGD calibration, hyperparameters and data."""
+        shared = {
+            name: getattr(self, name)
+            for name in DPBPR._get_param_names()
+            if name not in ("device", "random_state", "verbose")
+        }
+        return ("dp-sgd", sigma, steps, sorted(shared.items()), X)
 
     def _spend_gaussian(self, sigma: float, q: float, steps: int) -> None:
         accountant = self._current_accountant()
@@ -337,6 +387,7 @@ class DPBPR(AccountedFit, Recommender):
         sigma: float,
         steps: int,
         gen: Any,
+        noise_rng: np.random.Generator,
     ) -> list[float]:
         import torch
 
@@ -348,10 +399,10 @@ class DPBPR(AccountedFit, Recommender):
         lr_user = float(self.user_learning_rate)
         T = positives.shape[1]
         adam = DenseAdam(table, float(self.learning_rate))
-        expected = q * n_users
+        expected = self._normaliser(n_users)
         history = []
         for _ in progress(range(steps), verbose=self.verbose, desc="DPBPR"):
-            sampled = torch.rand(n_users, generator=gen, device=device) < q
+            sampled = torch.from_numpy(noise_rng.random(n_users) < q).to(device)
             users = torch.nonzero(sampled).squeeze(1)
             summed = torch.zeros_like(table)
             loss = float("nan")
@@ -364,9 +415,7 @@ class DPBPR(AccountedFit, Recommender):
                 summed, g_user, loss = clipped_gradient_sum(table, u_rows, pos, negatives, mask, C)
                 # the user's own factor: a local step on their own triples (never released)
                 U.index_add_(0, users, g_user + reg * u_rows, alpha=-lr_user)
-            if sigma > 0:
-                summed += torch.randn(summed.shape, generator=gen, device=device) * (sigma * C)
-            grad = summed / expected
+            grad = noisy_gradient(summed, sigma, C, expected, noise_rng)
             if reg:
                 grad += reg * table
             adam.step(grad)

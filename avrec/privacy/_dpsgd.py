@@ -22,6 +22,7 @@ __all__ = [
     "clip_per_user",
     "clipped_gradient_sum",
     "fold_in_users",
+    "noisy_gradient",
     "per_user_gradients",
     "sample_distinct_negatives",
 ]
@@ -195,6 +196,49 @@ def clipped_gradient_sum(
             float((torch.nn.functional.softplus(-x) * mask).sum()) / n_trip if n_trip else math.nan
         )
     return summed, g_user, loss
+
+
+def noisy_gradient(
+    summed: Any, noise_multiplier: float, max_norm: float, normaliser: float, rng: Any
+) -> Any:
+    """The DP-SGD update direction: ``(summed + N(0, (sigma C)^2 I)) / normaliser``.
+
+    The noise is drawn with numpy (``rng``, a PCG64 generator seeded with at least
+    128 bits, see :func:`~avrec.privacy._randomness.release_generator`) rather than
+    torch, whose CPU generator keeps only a 32-bit seed.
+
+    Parameters
+    ----------
+    summed : torch.Tensor
+        Sum of the clipped per-user gradients.
+    noise_multiplier : float
+        ``sigma``; 0 adds no noise.
+    max_norm : float
+        Clipping bound ``C``: the L2 sensitivity of ``summed``.
+    normaliser : float
+        Public divisor, the expected batch size ``q * n``.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape, dtype and device as ``summed``.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> g = noisy_gradient(torch.zeros(20_000), 2.0, 0.5, 10.0, np.random.default_rng(0))
+    >>> round(float(g.std()), 2)  # sigma * C / normaliser
+    0.1
+    """
+    import torch
+
+    out = summed
+    if noise_multiplier > 0:
+        z = rng.standard_normal(tuple(summed.shape), dtype=np.float32)
+        noise = torch.from_numpy(z).to(device=summed.device, dtype=summed.dtype)
+        out = summed + noise * (float(noise_multiplier) * float(max_norm))
+    return out / float(normaliser)
 
 
 class DenseAdam:

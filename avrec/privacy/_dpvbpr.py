@@ -16,6 +16,7 @@ from avrec.privacy._dpsgd import (
     check_real,
     clipped_gradient_sum,
     fold_in_users,
+    noisy_gradient,
     padded_rows,
     sample_distinct_negatives,
 )
@@ -96,6 +97,9 @@ class DPVBPR(DPBPR):
         ``C``. None clips everything as one vector to ``C``.
     fold_in_steps : int, default=10
         Gradient steps of the fold-in of users known by their history.
+    public_n_users : int or None, default=None
+        Public bound or estimate of the user count for the normaliser of the
+        noisy sum; None treats the training set's count as public (as :class:`DPBPR`).
     device : None, str or torch.device, default=None
         ``"cpu"`` or ``"cuda"``; None picks CUDA when available.
     random_state : None, int or numpy.random.Generator, default=None
@@ -174,18 +178,20 @@ class DPVBPR(DPBPR):
     steps on their loss, every non-history item a negative). Each user's
     recommendations are thus jointly DP (the billboard lemma, as for
     :class:`DPBPR`); ``user_factors_`` and ``user_content_factors_`` should
-    stay with their users.
+    stay with their users. :meth:`save` writes only the released and public
+    attributes (no user factors, training matrix, user ids, user count or
+    ``loss_history_``); a loaded model folds users in from ``X=``.
 
     *Defaults* come from a sweep on synthetic ML-1M-shaped data at a quarter
     of its size (1,510 users x 926 items, 20 clusters; features: the item's
     cluster one-hot plus noise of std 0.5; ``benchmarks/bench_privacy.py``).
     The shared ``E`` and ``beta'`` collect one gradient from every sampled
     user, so without a separate clip (``content_clip_share=None``) they took
-    most of each user's norm: warm NDCG@10 0.079 at epsilon 8 against DPBPR's
-    0.228. With ``s = 0.1``, ``content_factors=8`` and
-    ``content_regularization=0.1`` DPVBPR matches DPBPR on warm items (0.225
-    at epsilon 8, 0.402 against 0.399 without noise) and adds cold-start
-    ranking from content, which DPBPR lacks.
+    most of each user's norm and warm accuracy fell far below DPBPR's. With
+    ``s = 0.1``, ``content_factors=8`` and ``content_regularization=0.1``
+    DPVBPR was on a par with DPBPR on warm items in that sweep and adds
+    cold-start ranking from content, which DPBPR lacks (figures and commands:
+    ``benchmarks/RESULTS.md``).
 
     The per-user gradient of ``E`` has ``content_factors x d`` entries; users
     are processed in chunks so that at most ``2**24`` of them are held at once.
@@ -219,6 +225,16 @@ class DPVBPR(DPBPR):
     """
 
     _uses_item_features: ClassVar[bool] = True
+    _released_attributes: ClassVar[tuple[str, ...]] = (
+        *DPBPR._released_attributes,
+        "projection_",
+        "feature_bias_",
+        "item_features_",
+        "feature_mean_",
+        "feature_scale_",
+        "item_content_factors_",
+        "item_content_bias_",
+    )
     _test_params: ClassVar[dict[str, Any]] = {
         "factors": 8,
         "content_factors": 4,
@@ -249,6 +265,7 @@ class DPVBPR(DPBPR):
         standardize: Literal["column", "modality"] | None = "column",
         content_clip_share: float | None = 0.1,
         fold_in_steps: int = 10,
+        public_n_users: int | None = None,
         device: Any = None,
         random_state: int | np.random.Generator | None = None,
         verbose: bool = True,
@@ -266,6 +283,7 @@ class DPVBPR(DPBPR):
             user_learning_rate=user_learning_rate,
             regularization=regularization,
             fold_in_steps=fold_in_steps,
+            public_n_users=public_n_users,
             device=device,
             random_state=random_state,
             verbose=verbose,
@@ -328,8 +346,16 @@ class DPVBPR(DPBPR):
                 "features": torch.from_numpy(feats).to(device),
             }
         positives, pos_mask = padded_rows(bounded, m, device)
+        context = self._release_context(X, sigma, steps)
+        if d:  # without features this is DPBPR's release, and draws DPBPR's noise
+            extra = ("content_factors", "content_regularization", "standardize")
+            content_params = [(name, getattr(self, name)) for name in extra]
+            context += (content_params, self.content_clip_share, feats)
+        noise_rng = self._release_generator(data.rng, *context)
         self._spend_gaussian(sigma, float(self.sample_rate), steps)
-        history = self._train_content(table, U, content, X, positives, pos_mask, sigma, steps, gen)
+        history = self._train_content(
+            table, U, content, X, positives, pos_mask, sigma, steps, gen, noise_rng
+        )
         theta = content["theta"] if content else torch.zeros(n_users, 0)
         E = content["E"] if content else torch.zeros(0, 0)
         beta = content["beta"] if content else torch.zeros(0)
@@ -385,6 +411,7 @@ class DPVBPR(DPBPR):
         sigma: float,
         steps: int,
         gen: Any,
+        noise_rng: np.random.Generator,
     ) -> list[float]:
         import torch
 
@@ -398,10 +425,10 @@ class DPVBPR(DPBPR):
         if content is not None:
             adam_E = DenseAdam(content["E"], float(self.learning_rate))
             adam_beta = DenseAdam(content["beta"], float(self.learning_rate))
-        expected = q * n_users
+        expected = self._normaliser(n_users)
         history = []
         for _ in progress(range(steps), verbose=self.verbose, desc=type(self).__name__):
-            sampled = torch.rand(n_users, generator=gen, device=device) < q
+            sampled = torch.from_numpy(noise_rng.random(n_users) < q).to(device)
             users = torch.nonzero(sampled).squeeze(1)
             summed = torch.zeros_like(table)
             sum_E = sum_beta = None
@@ -434,9 +461,7 @@ class DPVBPR(DPBPR):
                     content["theta"].index_add_(0, users, g_theta + reg * theta, alpha=-lr_user)
                 # the user's own factors: a local step on their own triples (never released)
                 U.index_add_(0, users, g_user + reg * u_rows, alpha=-lr_user)
-            if sigma > 0:
-                summed += torch.randn(summed.shape, generator=gen, device=device) * (sigma * C)
-            grad = summed / expected
+            grad = noisy_gradient(summed, sigma, C, expected, noise_rng)
             if reg:
                 grad += reg * table
             adam.step(grad)
@@ -444,9 +469,7 @@ class DPVBPR(DPBPR):
                 for adam_p, name, s in ((adam_E, "E", sum_E), (adam_beta, "beta", sum_beta)):
                     p = content[name]
                     s = torch.zeros_like(p) if s is None else s
-                    if sigma > 0:
-                        s = s + torch.randn(p.shape, generator=gen, device=device) * (sigma * C)
-                    g = s / expected
+                    g = noisy_gradient(s, sigma, C, expected, noise_rng)
                     if creg:
                         g = g + creg * p
                     adam_p.step(g)

@@ -44,7 +44,10 @@ def exponential_mechanism(
         True when, between neighbouring datasets, all scores move in the same
         direction (e.g. counts when adding a user); halves the noise.
     random_state : None, int, numpy.random.Generator, "secure" or SecureRandom, default=None
-        Randomness; ``"secure"`` for production.
+        Randomness. None (the default) and ``"secure"`` draw from ``os.urandom``; an
+        int or Generator seeds a reproducible PCG64 stream of this release alone,
+        fresh whenever anything about the release differs (for research and tests;
+        see :class:`~avrec.privacy.SecureRandom`).
     accountant : PrivacyAccountant or None, default=None
         Charged ``(epsilon, 0)`` once, before sampling.
     note : str, default=""
@@ -103,7 +106,7 @@ def exponential_mechanism(
         raise DataValidationError(
             f"k={k} exceeds the number of finite scores in a row ({int(available.min())})"
         )
-    source = _as_source(random_state)
+    source = _as_source(random_state, "exponential", sens, eps, k, monotonic, rows)
     check_accountant(accountant)
     if accountant is not None:
         accountant.spend(eps, 0.0, mechanism="exponential", note=note)

@@ -164,8 +164,10 @@ def laplace_mechanism(
     epsilon : float
         Privacy parameter, ``> 0``.
     random_state : None, int, numpy.random.Generator, "secure" or SecureRandom, default=None
-        Randomness; use ``"secure"`` for production releases (see
-        :class:`~avrec.privacy.SecureRandom`).
+        Randomness. None (the default) and ``"secure"`` draw from ``os.urandom``; an
+        int or Generator seeds a reproducible PCG64 stream of this release alone,
+        fresh whenever anything about the release differs (for research and tests;
+        see :class:`~avrec.privacy.SecureRandom`).
     snap : bool, default=False
         Use Mironov's snapping mechanism (requires ``bound``), which closes the
         floating-point attack on the textbook Laplace mechanism.
@@ -236,7 +238,7 @@ def laplace_mechanism(
             raise ConfigurationError("bound is required when snap=True")
         bound = check_epsilon(bound, "bound")
         _snap_parameters(sens, eps, bound)  # refuse an unusable bound before charging
-    source = _as_source(random_state)
+    source = _as_source(random_state, "laplace", sens, eps, snap, bound, x)
     check_accountant(accountant)
     if accountant is not None:
         accountant.spend(eps, 0.0, mechanism="laplace-snapped" if snap else "laplace", note=note)
@@ -274,7 +276,10 @@ def gaussian_mechanism(
         Calibrate with the analytic Gaussian mechanism (tight, any epsilon) or the
         classic formula; see :func:`gaussian_sigma`.
     random_state : None, int, numpy.random.Generator, "secure" or SecureRandom, default=None
-        Randomness; use ``"secure"`` for production releases.
+        Randomness. None (the default) and ``"secure"`` draw from ``os.urandom``; an
+        int or Generator seeds a reproducible PCG64 stream of this release alone,
+        fresh whenever anything about the release differs (for research and tests;
+        see :class:`~avrec.privacy.SecureRandom`).
     accountant : PrivacyAccountant or None, default=None
         Charged *before* sampling (``spend_gaussian`` with noise multiplier
         ``sigma / sensitivity``, ``delta`` and ``epsilon``): ``(epsilon, delta)`` under
@@ -318,7 +323,7 @@ def gaussian_mechanism(
     sens = check_sensitivity(sensitivity)
     x = check_values(values)
     sigma = gaussian_sigma(eps, dlt, sens, analytic=analytic)
-    source = _as_source(random_state)
+    source = _as_source(random_state, "gaussian", sens, eps, dlt, analytic, x)
     check_accountant(accountant)
     if accountant is not None:
         accountant.spend_gaussian(

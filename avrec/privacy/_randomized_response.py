@@ -36,14 +36,21 @@ def randomized_response(
 
     Parameters
     ----------
-    bits : array-like of {0, 1} or bool, shape (...)
-        True binary feedback (clicked / watched), one entry per user-item pair.
+    bits : array-like of {0, 1} or bool, shape (n_users, ...) or (n_bits,)
+        True binary feedback (clicked / watched). Each row (the first axis) holds
+        one user's bits; a 1-d array (or a scalar) is the bits of a single user.
     epsilon : float
-        Local privacy parameter per bit, ``> 0``.
+        Local privacy parameter per bit, ``> 0``. A user with ``n`` bits is
+        protected with ``n * epsilon`` (basic composition over their bits).
     random_state : None, int, numpy.random.Generator, "secure" or SecureRandom, default=None
-        Randomness; ``"secure"`` for production.
+        Randomness. None (the default) and ``"secure"`` draw from ``os.urandom``; an
+        int or Generator seeds a reproducible PCG64 stream of this release alone,
+        fresh whenever anything about the release differs (for research and tests;
+        see :class:`~avrec.privacy.SecureRandom`).
     accountant : PrivacyAccountant or None, default=None
-        Charged ``(epsilon, 0)`` once, before sampling.
+        Charged ``(n * epsilon, 0)`` before sampling, with ``n`` the number of bits
+        per user (``bits[0].size`` for a 2-d or larger array, ``bits.size``
+        otherwise): the privacy loss of the user who owns a whole row.
     note : str, default=""
         Stored in the accountant's record.
 
@@ -56,9 +63,10 @@ def randomized_response(
     -----
     Guarantee: each reported bit is :math:`\\varepsilon`-locally-DP with respect to the
     true bit, since :math:`P(y \\mid x) / P(y \\mid x') \\le p/(1-p) = e^\\varepsilon`
-    (Warner 1965; Erlingsson et al. 2014). If one individual owns ``m`` of the bits,
-    the release protects that individual with :math:`m\\varepsilon` (basic
-    composition), so charge the accountant accordingly. The keep probability is a
+    (Warner 1965; Erlingsson et al. 2014). A user owns a whole row of ``n`` bits, so
+    the release protects that user with :math:`n\\varepsilon` (basic composition),
+    and that is what the accountant is charged. To protect each user with a total
+    :math:`\\varepsilon_u`, pass ``epsilon = eps_u / n``. The keep probability is a
     double; the Bernoulli draw compares it with a 52-bit uniform, an error of order
     :math:`2^{-52}` in the probability.
 
@@ -72,13 +80,24 @@ def randomized_response(
     >>> reports = randomized_response(np.array([1, 0, 1, 1]), epsilon=2.0, random_state=0)
     >>> reports.shape
     (4,)
+    >>> from avrec.privacy import PrivacyAccountant
+    >>> acc = PrivacyAccountant(epsilon=10.0)
+    >>> _ = randomized_response(np.zeros((100, 3), dtype=int), 0.5, accountant=acc)
+    >>> acc.spent  # three bits per user at 0.5 each
+    (1.5, 0.0)
     """
     x = _check_bits(bits, "bits")
     eps = check_epsilon(epsilon)
-    source = _as_source(random_state)
+    source = _as_source(random_state, "randomized_response", eps, x)
     check_accountant(accountant)
+    per_user = int(x[0].size) if x.ndim >= 2 else max(int(x.size), 1)
     if accountant is not None:
-        accountant.spend(eps, 0.0, mechanism="randomized-response", note=note)
+        accountant.spend(
+            eps * per_user,
+            0.0,
+            mechanism="randomized-response",
+            note=note or f"{per_user} bit(s) per user at epsilon={eps:g} each",
+        )
     flip = source.uniform_open(x.size).reshape(x.shape) < special.expit(-eps)
     out = np.where(flip, 1 - x.astype(np.int64), x).astype(x.dtype)
     return out[()] if out.ndim == 0 else out

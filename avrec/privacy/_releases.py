@@ -19,6 +19,7 @@ from avrec.exceptions import ConfigurationError
 from avrec.privacy._contribution import bound_contributions, check_max_items
 from avrec.privacy._counts import discrete_gaussian, discrete_gaussian_sigma, discrete_laplace
 from avrec.privacy._mechanisms import gaussian_mechanism, gaussian_sigma, laplace_mechanism
+from avrec.privacy._randomness import SecureRandom
 from avrec.recommenders._input import check_interactions
 from avrec.utils import check_random_state
 
@@ -165,8 +166,9 @@ default="discrete_laplace"
         Charged before any noise is drawn; an overspend raises
         :class:`~avrec.exceptions.PrivacyBudgetExceeded` and releases nothing.
     random_state : None, int, numpy.random.Generator, "secure" or SecureRandom
-        Randomness of the bounding and the noise; ``"secure"`` for releases that
-        leave your hands (seeded generators are for research and tests).
+        Randomness of the bounding and the noise. None (the default) and
+        ``"secure"`` draw the noise from ``os.urandom``; an int or Generator gives
+        this release a reproducible stream of its own (research and tests only).
     note : str, default=""
         Stored in the accountant's record.
 
@@ -199,7 +201,7 @@ default="discrete_laplace"
     bounded = bound_contributions(csr, m, random_state=rng)
     counts = np.bincount(bounded.indices, minlength=csr.shape[1]).astype(np.int64)
     sens = popularity_sensitivity(m, csr.shape[1])
-    noise_state = rng if _is_seeded(random_state) else random_state
+    noise_state = random_state
     return _release(counts, sens, eps, delta, mechanism, accountant, noise_state, note)
 
 
@@ -242,7 +244,9 @@ default="discrete_laplace"
     accountant : PrivacyAccountant, optional
         Charged before any noise is drawn.
     random_state : None, int, numpy.random.Generator, "secure" or SecureRandom
-        Randomness of the bounding and the noise.
+        Randomness of the bounding and the noise. None (the default) and
+        ``"secure"`` draw the noise from ``os.urandom``; an int or Generator gives
+        this release a reproducible stream of its own (research and tests only).
     note : str, default=""
         Stored in the accountant's record.
 
@@ -297,7 +301,7 @@ default="discrete_laplace"
     gram = bounded_gram(bounded)
     upper = np.triu_indices(n_items)
     sens = cooccurrence_sensitivity(m, n_items)
-    noise_state = rng if _is_seeded(random_state) else random_state
+    noise_state = random_state
     if math.isinf(eps):
         _release(gram[upper], sens, eps, delta, mechanism, accountant, noise_state, note)
         return gram
@@ -403,13 +407,21 @@ def check_mechanism(value: Any, delta: float, epsilon: float = 1.0) -> str:
 
 
 def _is_seeded(random_state: Any) -> bool:
-    return random_state is None or isinstance(random_state, (int, np.integer, np.random.Generator))
+    return isinstance(random_state, (int, np.integer, np.random.Generator)) and not isinstance(
+        random_state, bool
+    )
 
 
 def _bounding_rng(random_state: Any) -> np.random.Generator:
-    """Generator for the contribution bounding: the seeded one, or fresh OS entropy."""
-    if _is_seeded(random_state) and not isinstance(random_state, bool):
+    """Generator for the contribution bounding: the seeded one, or fresh OS entropy.
+
+    The noise is drawn separately by the mechanism, from ``random_state`` itself: the
+    secure source by default, else a stream of that release's own.
+    """
+    if _is_seeded(random_state):
         return check_random_state(random_state)
+    if random_state is not None and not isinstance(random_state, (str, SecureRandom)):
+        check_random_state(random_state)  # refuses bad types with the standard message
     return np.random.default_rng()
 
 

@@ -20,7 +20,6 @@ from avrec.recommenders._state import (
     decode_state,
     encode_params,
     encode_state,
-    resolve_class,
 )
 from avrec.recommenders._topk import mask_entries, top_k
 from avrec.utils import (
@@ -29,10 +28,13 @@ from avrec.utils import (
     check_top_k,
     check_users,
     load_arrays,
+    qualified_name,
     read_json,
+    resolve_class,
     save_arrays,
     write_json,
 )
+from avrec.utils._registry import register_avrec_subclass
 
 __all__ = ["Recommender"]
 
@@ -97,6 +99,10 @@ class Recommender(BaseEstimator):
     _uses_timestamps: ClassVar[bool] = False
     #: Small, fast hyperparameters used by the contract test suite.
     _test_params: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        register_avrec_subclass(cls)  # avrec's own models load by name; others register
 
     # ------------------------------------------------------------------ hooks
     def _fit(self, data: FitData) -> dict[str, Any]:  # pragma: no cover - abstract
@@ -410,7 +416,7 @@ class Recommender(BaseEstimator):
     def _write(self, directory: Path) -> None:
         """Write ``params.json``, ``state.npz`` and one subdirectory per fitted sub-model."""
         params = encode_params(self.get_params(deep=False))
-        state = self._fitted_state()
+        state = self._persisted_state()
         nested = {name: value for name, value in state.items() if _sub_models(value) is not None}
         arrays, meta = encode_state({k: v for k, v in state.items() if k not in nested})
         for name, value in nested.items():
@@ -426,7 +432,7 @@ class Recommender(BaseEstimator):
         doc = {
             "format": _SAVE_FORMAT,
             "avrec_version": __version__,
-            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "class": qualified_name(type(self)),
             "params": params,
             "state": meta,
         }
@@ -451,20 +457,31 @@ class Recommender(BaseEstimator):
         Raises
         ------
         PersistenceError
-            If the directory is missing, incomplete or holds another model class.
+            If the directory is missing, incomplete or holds another model
+            class, or names a class (at the top or in a hyperparameter) that is
+            not in avrec's registry: only avrec's models and classes registered
+            with :func:`avrec.utils.register_class` are ever built, and a name
+            read from the file is never imported.
         """
         path = Path(path)
         if not path.is_dir():
             raise PersistenceError(f"{path}: no saved model directory here")
         doc = read_json(path / "params.json")
         try:
-            klass = resolve_class(doc["class"])
-            params, meta = doc["params"], doc["state"]
+            name, params, meta = doc["class"], doc["params"], doc["state"]
         except (KeyError, TypeError) as exc:
             raise PersistenceError(f"{path}: params.json is not a saved avrec model") from exc
-        if not (isinstance(klass, type) and issubclass(klass, cls)):
-            raise PersistenceError(f"{path} holds a {doc['class']}, not a {cls.__name__}")
-        model = klass(**decode_params(params))
+        if not isinstance(meta, dict):
+            raise PersistenceError(f"{path}: params.json is not a saved avrec model (state)")
+        klass = resolve_class(name)  # a registry look-up: nothing named by the file is imported
+        if not issubclass(klass, cls):
+            raise PersistenceError(f"{path} holds a {name}, not a {cls.__name__}")
+        try:
+            model = klass(**decode_params(params))
+        except TypeError as exc:
+            raise PersistenceError(
+                f"{path}: {name} does not accept its saved parameters: {exc}"
+            ) from exc
         nested = {
             name
             for name, info in meta.items()
@@ -473,14 +490,16 @@ class Recommender(BaseEstimator):
         state = decode_state(
             load_arrays(path / "state.npz"), {k: v for k, v in meta.items() if k not in nested}
         )
-        for name in nested:  # fitted sub-models, each saved by its own class in a subdirectory
-            info = meta[name]
+        for attr in nested:  # fitted sub-models, each saved by its own class in a subdirectory
+            info = meta[attr]
+            sub = path / _sub_dir(info.get("dir"), path)
             if info["type"] == "estimator":
-                state[name] = Recommender.load(path / info["dir"])
+                state[attr] = Recommender.load(sub)
             else:
-                state[name] = [
-                    Recommender.load(path / info["dir"] / str(i)) for i in range(info["count"])
-                ]
+                count = info.get("count")
+                if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                    raise PersistenceError(f"{path}: bad sub-model count {count!r} for {attr}")
+                state[attr] = [Recommender.load(sub / str(i)) for i in range(count)]
         model._set_state(state, replace=True)
         return model
 
@@ -503,6 +522,13 @@ class Recommender(BaseEstimator):
             for name, value in vars(self).items()
             if name.endswith("_") and not name.startswith("_")
         }
+
+    def _persisted_state(self) -> dict[str, Any]:
+        """The fitted attributes :meth:`save` writes: all of them, unless a model says less.
+
+        Differentially private models override it to persist only their release.
+        """
+        return self._fitted_state()
 
     def _set_state(self, state: dict[str, Any], *, replace: bool) -> None:
         bad = [name for name in state if not name.endswith("_") or name.startswith("_")]
@@ -586,6 +612,13 @@ def _block_times(times: np.ndarray | None, hist: sp.csr_matrix, sl: slice) -> np
     if times is None:
         return None
     return times[hist.indptr[sl.start] : hist.indptr[sl.stop]]
+
+
+def _sub_dir(name: Any, path: Path) -> str:
+    """A sub-model's folder name from ``params.json``: one plain name inside the model folder."""
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name:
+        raise PersistenceError(f"{path}: unsafe sub-model folder {name!r} in params.json")
+    return name
 
 
 def _sub_models(value: Any) -> list[Recommender] | None:
