@@ -40,6 +40,7 @@ MODULE_ORDER = (
     "avrec.features.transforms",
     "avrec.features.nn",
     "avrec.features.encoders",
+    "avrec.features.finetune",
     "avrec.recommenders",
     "avrec.recommenders.cf",
     "avrec.recommenders.content",
