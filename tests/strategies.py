@@ -22,6 +22,7 @@ __all__ = [
     "int_ids",
     "interaction_logs",
     "interactions",
+    "presence_masks",
     "str_ids",
 ]
 
@@ -100,3 +101,17 @@ def interactions(draw: st.DrawFn, **log_kwargs: Any) -> Interactions:
     log = draw(interaction_logs(**log_kwargs))
     duplicates = draw(st.sampled_from(["sum", "last", "max"]))
     return Interactions.from_arrays(**log, duplicates=duplicates)
+
+
+@st.composite
+def presence_masks(
+    draw: Any, n_modalities: int = 3, min_items: int = 1, max_items: int = 12
+) -> np.ndarray:
+    """Bool masks ``(n_items, n_modalities)`` of which items have which modality.
+
+    Rows without any modality, rows with all of them and single-modality rows
+    all occur.
+    """
+    n = draw(st.integers(min_items, max_items))
+    flat = draw(st.lists(st.booleans(), min_size=n * n_modalities, max_size=n * n_modalities))
+    return np.array(flat, dtype=bool).reshape(n, n_modalities)

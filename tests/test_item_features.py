@@ -97,3 +97,53 @@ def test_fit_aligns_features_to_interaction_items():
         Popularity().fit(Interactions.from_arrays(["u1"], ["zzz"]), item_features=f)
     with pytest.raises(DataValidationError, match="item_features has 4 rows"):
         Popularity().fit(X.matrix, item_features=f.concat())
+
+
+# ---------------------------------------------------------------------- missing modalities
+def test_presence_masks_zero_absent_rows_and_round_trip(tmp_path):
+    video = np.arange(12, dtype=np.float32).reshape(4, 3) + 1
+    f = ItemFeatures(
+        {"audio": np.ones((4, 2)), "video": video},
+        items=["a", "b", "c", "d"],
+        present={"video": [True, False, True, False], "audio": np.ones(4, bool)},
+    )
+    assert f.has_missing and not make().has_missing
+    np.testing.assert_array_equal(f["video"][[1, 3]], 0.0)
+    np.testing.assert_array_equal(f["video"][[0, 2]], video[[0, 2]])
+    np.testing.assert_array_equal(f.mask("video"), [True, False, True, False])
+    np.testing.assert_array_equal(f.mask("audio"), np.ones(4, bool))
+    np.testing.assert_array_equal(
+        f.presence(["video", "audio"]), np.column_stack([[1, 0, 1, 0], np.ones(4)]).astype(bool)
+    )
+    mask = f.mask("video")
+    mask[:] = False  # a fresh copy
+    assert f.mask("video")[0]
+    f.save(tmp_path / "f.npz")
+    g = ItemFeatures.load(tmp_path / "f.npz")
+    assert g == f
+    assert g != ItemFeatures({"audio": np.ones((4, 2)), "video": f["video"]}, f.items)
+    # select / with_modality / align carry the masks
+    np.testing.assert_array_equal(f.select(["video"]).mask("video"), f.mask("video"))
+    h = f.with_modality("text", np.ones((4, 1)), present=[1, 1, 0, 1])
+    np.testing.assert_array_equal(h.presence(), np.column_stack([np.ones(4), f.mask("video"),
+                                                                 [1, 1, 0, 1]]).astype(bool))
+    assert not f.with_modality("video", np.ones((4, 3))).has_missing
+    aligned = f.align(Vocabulary(["c", "zzz", "b"]), missing="zero")
+    np.testing.assert_array_equal(aligned.presence(), [[True, True], [False, False], [True, False]])
+    with pytest.raises(KeyError, match="no modality 'text'"):
+        f.mask("text")
+
+
+@pytest.mark.parametrize(
+    ("present", "match"),
+    [
+        ({"text": [True, True]}, "names modality 'text'"),
+        ({"a": [True]}, r"present\['a'\] must be 2 bools"),
+        ({"a": [0.5, 1.0]}, r"present\['a'\] must be 2 bools"),
+        ({"a": [2, 1]}, r"present\['a'\] must be 2 bools"),
+        ([True, False], "present must be a mapping"),
+    ],
+)
+def test_bad_presence(present, match):
+    with pytest.raises(DataValidationError, match=match):
+        ItemFeatures({"a": np.ones((2, 2))}, present=present)

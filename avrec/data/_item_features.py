@@ -16,6 +16,7 @@ from avrec.utils import load_arrays, save_arrays
 __all__ = ["ItemFeatures"]
 
 _PREFIX = "modality:"
+_PRESENT = "present:"
 
 
 class ItemFeatures(Mapping[str, np.ndarray]):
@@ -32,6 +33,13 @@ class ItemFeatures(Mapping[str, np.ndarray]):
         the order given. All must have the same number of rows and finite values.
     items : Vocabulary or array-like of shape (n_items,), optional
         The item id of each row. Without it, rows are items ``0..n_items-1``.
+    present : mapping of str to array-like of bool, shape (n_items,), optional
+        Which items *have* a modality (an audio-only item has no video, an
+        item without a description no text). Modalities left out are present
+        for every item. The rows of absent items are stored as zeros, whatever
+        the values given, so that :meth:`concat` and models that ignore the
+        mask see a neutral row; models with learned fusion mask them out
+        exactly (:meth:`presence`).
 
     Attributes
     ----------
@@ -42,7 +50,8 @@ class ItemFeatures(Mapping[str, np.ndarray]):
     ------
     DataValidationError
         If there is no modality, row counts differ, a matrix is not 2-d or
-        holds NaN/inf, or ``items`` has the wrong length.
+        holds NaN/inf, ``items`` has the wrong length, or ``present`` names an
+        unknown modality or is not one bool per item.
 
     Examples
     --------
@@ -54,11 +63,25 @@ class ItemFeatures(Mapping[str, np.ndarray]):
     (3, 6)
     >>> feats.align(Vocabulary(["c", "a"]))["audio"].shape
     (2, 2)
+
+    An item without a modality:
+
+    >>> feats = ItemFeatures({"audio": np.ones((2, 2)), "video": np.ones((2, 3))},
+    ...                      present={"video": [True, False]})
+    >>> feats["video"].tolist()
+    [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]
+    >>> feats.presence().tolist()
+    [[True, True], [True, False]]
     """
 
-    __slots__ = ("_data", "items")
+    __slots__ = ("_data", "_present", "items")
 
-    def __init__(self, modalities: Mapping[str, Any], items: Any = None) -> None:
+    def __init__(
+        self,
+        modalities: Mapping[str, Any],
+        items: Any = None,
+        present: Mapping[str, Any] | None = None,
+    ) -> None:
         if not isinstance(modalities, Mapping) or not modalities:
             raise DataValidationError("modalities must be a non-empty mapping of name -> array")
         data: dict[str, np.ndarray] = {}
@@ -91,7 +114,15 @@ class ItemFeatures(Mapping[str, np.ndarray]):
             raise DataValidationError(
                 f"items has {len(items)} ids but the features have {n_rows} rows"
             )
+        masks = _check_present(present, data, n_rows)
+        for name, mask in masks.items():
+            if not mask.all():
+                arr = data[name].copy()
+                arr[~mask] = 0.0
+                arr.setflags(write=False)
+                data[name] = arr
         self._data = data
+        self._present = masks
         self.items = items
 
     # mapping protocol
@@ -118,6 +149,7 @@ class ItemFeatures(Mapping[str, np.ndarray]):
             list(self) == list(other)
             and self.items == other.items
             and all(np.array_equal(self[k], other[k]) for k in self)
+            and all(np.array_equal(self.mask(k), other.mask(k)) for k in self)
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -136,6 +168,60 @@ class ItemFeatures(Mapping[str, np.ndarray]):
     def dims(self) -> dict[str, int]:
         """dict of str to int: the width of each modality."""
         return {k: v.shape[1] for k, v in self._data.items()}
+
+    @property
+    def has_missing(self) -> bool:
+        """bool: whether some item lacks some modality (see ``present``)."""
+        return bool(self._present)
+
+    def mask(self, modality: str) -> np.ndarray:
+        """Return which items have ``modality``.
+
+        Parameters
+        ----------
+        modality : str
+
+        Returns
+        -------
+        ndarray of shape (n_items,), dtype bool
+            A fresh array; all True unless the features were built with
+            ``present`` for this modality (or rows were added by
+            ``align(missing="zero")``).
+
+        Examples
+        --------
+        >>> ItemFeatures({"text": np.ones((3, 2))}, present={"text": [1, 0, 1]}).mask("text")
+        array([ True, False,  True])
+        """
+        self[modality]  # raises KeyError naming the modalities
+        if modality in self._present:
+            return self._present[modality].copy()
+        return np.ones(self.n_items, dtype=bool)
+
+    def presence(self, modalities: Sequence[str] | None = None) -> np.ndarray:
+        """Return the presence mask of several modalities as one matrix.
+
+        Parameters
+        ----------
+        modalities : sequence of str, optional
+            Which modalities, in which order (the columns). Default: all.
+
+        Returns
+        -------
+        ndarray of shape (n_items, n_modalities), dtype bool
+            ``out[i, m]`` is True when item ``i`` has modality ``m``.
+
+        Examples
+        --------
+        >>> f = ItemFeatures({"a": np.ones((2, 1)), "b": np.ones((2, 1))},
+        ...                  present={"b": [False, True]})
+        >>> f.presence(["b", "a"]).tolist()
+        [[False, True], [True, True]]
+        """
+        names = list(self._data) if modalities is None else list(modalities)
+        if not names:
+            return np.ones((self.n_items, 0), dtype=bool)
+        return np.column_stack([self.mask(name) for name in names])
 
     def concat(
         self,
@@ -185,15 +271,21 @@ class ItemFeatures(Mapping[str, np.ndarray]):
         -------
         ItemFeatures
         """
-        return ItemFeatures({m: self[m] for m in modalities}, self.items)
+        return ItemFeatures(
+            {m: self[m] for m in modalities},
+            self.items,
+            present={m: self._present[m] for m in modalities if m in self._present},
+        )
 
-    def with_modality(self, name: str, values: Any) -> ItemFeatures:
+    def with_modality(self, name: str, values: Any, present: Any = None) -> ItemFeatures:
         """Return a copy with modality ``name`` added or replaced.
 
         Parameters
         ----------
         name : str
         values : array-like of shape (n_items, d)
+        present : array-like of bool, shape (n_items,), optional
+            Which items have it. Default: all of them.
 
         Returns
         -------
@@ -201,7 +293,10 @@ class ItemFeatures(Mapping[str, np.ndarray]):
         """
         data = dict(self._data)
         data[name] = values
-        return ItemFeatures(data, self.items)
+        masks = {k: v for k, v in self._present.items() if k != name}
+        if present is not None:
+            masks[name] = present
+        return ItemFeatures(data, self.items, present=masks)
 
     def align(
         self, items: Vocabulary, *, missing: Literal["raise", "zero"] = "raise"
@@ -213,7 +308,8 @@ class ItemFeatures(Mapping[str, np.ndarray]):
         items : Vocabulary
             Target item order.
         missing : {"raise", "zero"}, default="raise"
-            For target items without features: raise, or use a zero row.
+            For target items without features: raise, or use a zero row
+            (marked absent in every modality's :meth:`mask`).
 
         Returns
         -------
@@ -233,12 +329,16 @@ class ItemFeatures(Mapping[str, np.ndarray]):
                 f"{int(absent.sum())} items have no features, e.g. {example!r}; "
                 "pass missing='zero' to use zero rows"
             )
-        data = {}
+        data, masks = {}, {}
+        source = np.where(absent, 0, rows)
         for name, arr in self._data.items():
-            out = arr[np.where(absent, 0, rows)]
+            out = arr[source]
             out[absent] = 0.0
             data[name] = out
-        return ItemFeatures(data, items)
+            mask = self.mask(name)[source] & ~absent
+            if not mask.all():
+                masks[name] = mask
+        return ItemFeatures(data, items, present=masks)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write all modalities and item ids to one ``.npz`` file atomically (no pickle).
@@ -257,6 +357,7 @@ class ItemFeatures(Mapping[str, np.ndarray]):
         True
         """
         arrays = {f"{_PREFIX}{k}": v for k, v in self._data.items()}
+        arrays.update({f"{_PRESENT}{k}": v for k, v in self._present.items()})
         arrays["item_ids"] = self.items.ids
         arrays["order"] = np.array(json.dumps(list(self._data)))
         save_arrays(path, arrays)
@@ -282,7 +383,40 @@ class ItemFeatures(Mapping[str, np.ndarray]):
         try:
             order = json.loads(str(arrays["order"]))
             data = {name: arrays[f"{_PREFIX}{name}"] for name in order}
+            present = {n: arrays[f"{_PRESENT}{n}"] for n in order if f"{_PRESENT}{n}" in arrays}
             items = Vocabulary(arrays["item_ids"])
         except (KeyError, ValueError) as exc:
             raise PersistenceError(f"{path}: not saved ItemFeatures ({exc})") from exc
-        return cls(data, items)
+        return cls(data, items, present=present)
+
+
+def _check_present(
+    present: Mapping[str, Any] | None, data: Mapping[str, np.ndarray], n_rows: int | None
+) -> dict[str, np.ndarray]:
+    """Validate ``present``; return read-only bool masks of the modalities that miss items."""
+    if present is None:
+        return {}
+    if not isinstance(present, Mapping):
+        raise DataValidationError(
+            "present must be a mapping of modality name -> bool array, got "
+            f"{type(present).__name__}"
+        )
+    masks = {}
+    for name, value in present.items():
+        if name not in data:
+            raise DataValidationError(
+                f"present names modality {name!r}, but the modalities are {list(data)}"
+            )
+        arr = np.asarray(value)
+        if arr.shape != (n_rows,) or not (
+            arr.dtype == bool or (arr.dtype.kind in "iu" and np.isin(arr, (0, 1)).all())
+        ):
+            raise DataValidationError(
+                f"present[{name!r}] must be {n_rows} bools (one per item), "
+                f"got shape {arr.shape} dtype {arr.dtype}"
+            )
+        mask = arr.astype(bool)
+        if not mask.all():
+            mask.setflags(write=False)
+            masks[name] = mask
+    return masks

@@ -18,7 +18,7 @@ from avrec.recommenders._input import FitData
 from avrec.recommenders._topk import top_k
 from avrec.recommenders.cf import ALS, BPR, EASE, ItemKNN, Popularity
 from avrec.recommenders.content import ContentKNN, FeatureToFactor
-from avrec.recommenders.hybrid import VBPR, HybridBlend
+from avrec.recommenders.hybrid import VBPR, EndToEndVBPR, HybridBlend
 from avrec.recommenders.sequential import SequentialLSTM
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "BPR",
     "ContentKNN",
     "EASE",
+    "EndToEndVBPR",
     "FeatureToFactor",
     "FitData",
     "HybridBlend",

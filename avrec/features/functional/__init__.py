@@ -5,8 +5,9 @@ Audio: :func:`log_mel_spectrogram` (time-major ``(..., n_frames, n_mels)``) and
 Seedable augmentation (each takes a :class:`torch.Generator`): :func:`time_mask`,
 :func:`frequency_mask`, :func:`random_gain`, :func:`add_noise` for audio;
 :func:`random_resized_crop`, :func:`random_horizontal_flip`, :func:`color_jitter`,
-:func:`temporal_jitter` for frame sequences. The :mod:`avrec.features.transforms`
-modules wrap them.
+:func:`temporal_jitter` for frame sequences. Item modalities:
+:func:`modality_dropout` (drop whole modalities of an item while training fusion). The
+:mod:`avrec.features.transforms` modules wrap them.
 
 Examples
 --------
@@ -29,6 +30,7 @@ from avrec.features.functional._augment import (
     temporal_jitter,
     time_mask,
 )
+from avrec.features.functional._fusion import modality_dropout
 from avrec.features.functional._video import normalize_frames, resize_frames
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "color_jitter",
     "frequency_mask",
     "log_mel_spectrogram",
+    "modality_dropout",
     "normalize_frames",
     "random_gain",
     "random_horizontal_flip",

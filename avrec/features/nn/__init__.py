@@ -4,6 +4,8 @@
 * :class:`AudioCNN`: log-mel patches ``(B, P, F, M)`` to ``(B, d)``; per patch ``(B, P, d)``.
 * :class:`TemporalLSTM`: a sequence ``(B, L, d_in)`` (+ lengths or mask) to ``(B, d_out)``.
 * :class:`TemporalPooling`: a sequence ``(B, L, d)`` (+ mask) to ``(B, d)``.
+* :class:`GatedFusion`, :class:`AttentionFusion`: per-modality embeddings ``[(B, d_m)]``
+  and a presence mask ``(B, M)`` to ``(B, d)``, absent modalities masked out exactly.
 * :class:`DCGANGenerator`: ``z`` ``(B, z_dim)`` to images ``(B, C, S, S)``.
 * :class:`DCGANDiscriminator`: images ``(B, C, S, S)`` to logits ``(B,)``;
   ``features`` gives the embedding ``(B, d)``.
@@ -23,14 +25,17 @@ torch.Size([2, 16])
 """
 
 from avrec.features.nn._cnn import AudioCNN, FrameCNN
+from avrec.features.nn._fusion import AttentionFusion, GatedFusion
 from avrec.features.nn._gan import DCGANDiscriminator, DCGANGenerator
 from avrec.features.nn._lstm import TemporalLSTM, TemporalPooling
 
 __all__ = [
+    "AttentionFusion",
     "AudioCNN",
     "DCGANDiscriminator",
     "DCGANGenerator",
     "FrameCNN",
+    "GatedFusion",
     "TemporalLSTM",
     "TemporalPooling",
 ]

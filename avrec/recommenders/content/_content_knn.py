@@ -12,7 +12,11 @@ import scipy.sparse as sp
 from avrec.exceptions import ConfigurationError, DataValidationError
 from avrec.recommenders._base import Recommender
 from avrec.recommenders._input import FitData
-from avrec.recommenders.content._modalities import require_modalities, standardize_columns
+from avrec.recommenders.content._modalities import (
+    modality_presence,
+    require_modalities,
+    standardize_present,
+)
 
 __all__ = ["ContentKNN"]
 
@@ -63,7 +67,8 @@ class ContentKNN(Recommender):
     item_vectors_ : ndarray of shape (n_items_, n_dims), dtype float32
         The normalised item vectors :math:`\\hat f_i^m` of all modalities,
         concatenated in modality order (an item whose features of a modality
-        are all zero after standardisation has a zero vector there).
+        are all zero after standardisation, or that lacks the modality in
+        ``ItemFeatures.mask``, has a zero vector there).
     modalities_ : list of str
         Modality names, in the order of ``item_vectors_``'s column blocks.
     modality_slices_ : dict of str to list of int
@@ -203,11 +208,12 @@ class ContentKNN(Recommender):
                 f"half_life={self.half_life!r} needs interaction timestamps, but X has none: "
                 "fit on Interactions with timestamps or set half_life=None"
             )
+        presence = modality_presence(data.item_features, len(modalities))
         blocks, means, scales, slices = [], [], [], {}
         start = 0
-        for name, F in modalities:
-            if self.standardize:
-                F, mean, scale = standardize_columns(F)
+        for m, (name, F) in enumerate(modalities):
+            if self.standardize:  # over the items that have the modality; the others get 0
+                F, mean, scale = standardize_present(F, presence[:, m])
             else:
                 mean = np.zeros(F.shape[1], dtype=np.float32)
                 scale = np.ones(F.shape[1], dtype=np.float32)

@@ -16,7 +16,11 @@ from avrec.exceptions import ConfigurationError
 from avrec.recommenders._base import Recommender
 from avrec.recommenders._input import FitData
 from avrec.recommenders.cf import ALS
-from avrec.recommenders.content._modalities import require_modalities, standardize_columns
+from avrec.recommenders.content._modalities import (
+    modality_presence,
+    require_modalities,
+    standardize_present,
+)
 from avrec.utils import torch_seed
 
 __all__ = ["FeatureToFactor"]
@@ -65,6 +69,20 @@ class FeatureToFactor(Recommender):
     blend_warm : float, default=0.0
         In ``[0, 1]``: warm items get ``(1 - blend_warm) * learned +
         blend_warm * mapped`` factors (0 keeps the collaborative factors).
+    fusion : {"concat", "gated", "attention"}, default="concat"
+        How the MLP's hidden layer combines the modalities. ``"concat"``: one
+        linear layer over the concatenated features (a fixed, equal-footing
+        sum of per-modality projections). ``"gated"``/``"attention"``: a
+        :class:`~avrec.features.nn.GatedFusion` or
+        :class:`~avrec.features.nn.AttentionFusion` of the standardised
+        modalities into ``hidden_size`` units, trained jointly with the output
+        layer, so each item's modalities are weighted by what they say and
+        which of them it has. Needs ``mapper="mlp"``.
+    modality_dropout : float, default=0.0
+        In ``[0, 1)``: with a learned ``fusion``, each epoch drops each
+        modality of each warm item with this probability, never all of them
+        (DropoutNet [3]_), so that cold items missing a modality are mapped
+        well.
     random_state : None, int or numpy.random.Generator, default=None
         Seeds the default ALS and the MLP's initialisation (a given ``base``
         keeps its own ``random_state``).
@@ -91,6 +109,16 @@ class FeatureToFactor(Recommender):
     mapper_hidden_coef_ : ndarray of shape (n_features, hidden_size) or None
         The MLP's hidden layer (None for ridge).
     mapper_hidden_intercept_ : ndarray of shape (hidden_size,) or None
+    fusion_parameters_ : ndarray of shape (n_fusion_params,), dtype float32
+        The fusion module's parameters flattened in ``named_parameters``
+        order (the MLP's hidden layer with a learned ``fusion``; empty with
+        ``"concat"``).
+    item_presence_ : ndarray of shape (n_items_, n_modalities), dtype bool
+        Which items have which modality. A modality is standardised over the
+        items that have it; the others get zeros (its mean) with
+        ``"concat"`` and are left out of a learned fusion.
+    modality_dims_ : dict of str to int
+        Width of each modality, in order.
     n_users_, n_items_, train_matrix_, users_, items_
         See :class:`~avrec.recommenders.Recommender`.
 
@@ -143,6 +171,23 @@ class FeatureToFactor(Recommender):
 
     _uses_item_features: ClassVar[bool] = True
     _test_params: ClassVar[dict[str, Any]] = {}
+    _test_variants: ClassVar[dict[str, dict[str, Any]]] = {
+        "gated": {
+            "mapper": "mlp",
+            "fusion": "gated",
+            "modality_dropout": 0.1,
+            "epochs": 40,
+            "hidden_size": 16,
+            "learning_rate": 0.03,
+        },
+        "attention": {
+            "mapper": "mlp",
+            "fusion": "attention",
+            "epochs": 40,
+            "hidden_size": 16,
+            "learning_rate": 0.03,
+        },
+    }
 
     def __init__(
         self,
@@ -153,6 +198,8 @@ class FeatureToFactor(Recommender):
         epochs: int = 300,
         learning_rate: float = 0.01,
         blend_warm: float = 0.0,
+        fusion: Literal["concat", "gated", "attention"] = "concat",
+        modality_dropout: float = 0.0,
         random_state: int | np.random.Generator | None = None,
     ) -> None:
         self.base = base
@@ -162,6 +209,8 @@ class FeatureToFactor(Recommender):
         self.epochs = epochs
         self.learning_rate = learning_rate
         self.blend_warm = blend_warm
+        self.fusion = fusion
+        self.modality_dropout = modality_dropout
         self.random_state = random_state
 
     # ------------------------------------------------------------------ configuration
@@ -185,13 +234,30 @@ class FeatureToFactor(Recommender):
             )
         if not (_is_real(self.blend_warm) and 0 <= self.blend_warm <= 1):
             raise ConfigurationError(f"blend_warm must be in [0, 1], got {self.blend_warm!r}")
+        if self.fusion not in ("concat", "gated", "attention"):
+            raise ConfigurationError(
+                f"fusion must be 'concat', 'gated' or 'attention', got {self.fusion!r}"
+            )
+        if self.fusion != "concat" and self.mapper != "mlp":
+            raise ConfigurationError(
+                f"fusion={self.fusion!r} is learned with the MLP: set mapper='mlp' "
+                f"(got mapper={self.mapper!r})"
+            )
+        if not (_is_real(self.modality_dropout) and 0 <= self.modality_dropout < 1):
+            raise ConfigurationError(
+                f"modality_dropout must be in [0, 1), got {self.modality_dropout!r}"
+            )
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, data: FitData) -> dict[str, Any]:
         self._validate()
         modalities = require_modalities(data.item_features, type(self).__name__)
-        features = np.hstack([F for _, F in modalities])
-        Z, mean, scale = standardize_columns(features)
+        presence = modality_presence(data.item_features, len(modalities))
+        parts = [standardize_present(F, presence[:, m]) for m, (_, F) in enumerate(modalities)]
+        Z = np.hstack([z for z, _, _ in parts])
+        mean = np.concatenate([mu for _, mu, _ in parts])
+        scale = np.concatenate([sd for _, _, sd in parts])
+        dims = {name: int(F.shape[1]) for name, F in modalities}
         if self.base is None:
             base = ALS(
                 factors=32,
@@ -216,8 +282,14 @@ class FeatureToFactor(Recommender):
         bias = getattr(base, "item_bias_", None)
         targets = learned if bias is None else np.column_stack([learned, bias])
         warm = np.bincount(data.X.indices, minlength=data.X.shape[1]) > 0
-        layers = self._fit_mapper(Z[warm], targets[warm].astype(np.float64), data.rng)
-        mapped = _forward(Z, *layers).astype(np.float32)
+        fusion_params = np.zeros(0, dtype=np.float32)
+        if self.fusion == "concat":
+            layers = self._fit_mapper(Z[warm], targets[warm].astype(np.float64), data.rng)
+            mapped = _forward(Z, *layers).astype(np.float32)
+        else:
+            fusion_params, layers, mapped = _fit_fused_mlp(
+                self, Z, dims, presence, warm, targets.astype(np.float64), data.rng
+            )
         n_factors = learned.shape[1]
         b = float(self.blend_warm)
         item_factors = learned.copy()
@@ -246,6 +318,9 @@ class FeatureToFactor(Recommender):
             "mapper_hidden_intercept_": (
                 None if hidden_intercept is None else hidden_intercept.astype(np.float32)
             ),
+            "fusion_parameters_": fusion_params,
+            "item_presence_": presence,
+            "modality_dims_": dims,
         }
 
     def _fit_mapper(
@@ -331,6 +406,63 @@ def _fit_mlp(
         opt.step()
     logger.debug("FeatureToFactor MLP: final loss %.6g", float(loss.detach()))
     return tuple(p.detach().numpy().copy() for p in (W1, b1, W2, b2))  # type: ignore[return-value]
+
+
+def _fusion_module(model: FeatureToFactor, dims: dict[str, int]) -> Any:
+    from avrec.features.nn import AttentionFusion, GatedFusion
+
+    klass = GatedFusion if model.fusion == "gated" else AttentionFusion
+    return klass(
+        list(dims.values()),
+        int(model.hidden_size),
+        modality_dropout=float(model.modality_dropout),
+    ).double()
+
+
+def _fit_fused_mlp(
+    model: FeatureToFactor,
+    Z: np.ndarray,
+    dims: dict[str, int],
+    presence: np.ndarray,
+    warm: np.ndarray,
+    T: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, tuple[None, None, np.ndarray, np.ndarray], np.ndarray]:
+    """Train fusion -> ReLU -> linear on the warm items; return its parameters and predictions."""
+    import torch
+
+    gen = torch.Generator().manual_seed(torch_seed(rng))
+    fusion = _fusion_module(model, dims)
+    fusion.reset_parameters(generator=gen)
+    h, t = int(model.hidden_size), T.shape[1]
+    bound = 1.0 / math.sqrt(h)
+    W2 = ((torch.rand((h, t), generator=gen, dtype=torch.float64) * 2 - 1) * bound).requires_grad_()
+    b2 = torch.tensor(T[warm].mean(axis=0), dtype=torch.float64, requires_grad=True)
+    stops = np.cumsum(list(dims.values()))
+    z = torch.from_numpy(Z.astype(np.float64))
+    blocks = [z[:, a:b] for a, b in zip(stops - np.array(list(dims.values())), stops, strict=True)]
+    present = torch.from_numpy(np.asarray(presence, dtype=bool))
+    rows = torch.from_numpy(np.flatnonzero(warm))
+    target = torch.from_numpy(T[warm])
+    penalty = float(model.alpha) / max(int(warm.sum()), 1)
+    weights = [p for p in fusion.parameters() if p.ndim >= 2] + [W2]
+    opt = torch.optim.Adam([*fusion.parameters(), W2, b2], lr=float(model.learning_rate))
+    warm_blocks = [b.index_select(0, rows) for b in blocks]
+    fusion.train()
+    for _ in range(int(model.epochs)):
+        opt.zero_grad()
+        hidden = torch.relu(fusion(warm_blocks, present.index_select(0, rows), gen))
+        loss = ((hidden @ W2 + b2 - target) ** 2).sum(dim=1).mean()
+        loss = loss + penalty * sum((w * w).sum() for w in weights)
+        loss.backward()
+        opt.step()
+    logger.debug("FeatureToFactor fused MLP: final loss %.6g", float(loss.detach()))
+    fusion.eval()
+    with torch.no_grad():
+        mapped = (torch.relu(fusion(blocks, present)) @ W2 + b2).numpy().astype(np.float32)
+        vector = torch.nn.utils.parameters_to_vector(fusion.parameters()).numpy()
+    coef, intercept = W2.detach().numpy().copy(), b2.detach().numpy().copy()
+    return vector.astype(np.float32), (None, None, coef, intercept), mapped
 
 
 def _forward(

@@ -8,7 +8,7 @@ import numpy as np
 
 from avrec.exceptions import DataValidationError
 
-__all__ = ["require_modalities", "standardize_columns"]
+__all__ = ["modality_presence", "require_modalities", "standardize_columns", "standardize_present"]
 
 
 def require_modalities(item_features: Any, model: str) -> list[tuple[str, np.ndarray]]:
@@ -75,3 +75,61 @@ def standardize_columns(F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     scale[scale <= 1e-12 * np.maximum(np.abs(mean), 1.0)] = 1.0
     Z = (F64 - mean) / scale
     return Z.astype(np.float32), mean.astype(np.float32), scale.astype(np.float32)
+
+
+def modality_presence(item_features: Any, n_modalities: int) -> np.ndarray:
+    """Return which items have which modality, ``(n_items, n_modalities)`` bool.
+
+    Parameters
+    ----------
+    item_features : ItemFeatures or ndarray of shape (n_items, d)
+        A bare array is one modality that every item has.
+    n_modalities : int
+        Number of modalities (columns of the result) when ``item_features`` is an array.
+
+    Returns
+    -------
+    ndarray of shape (n_items, n_modalities), dtype bool
+
+    Examples
+    --------
+    >>> from avrec.data import ItemFeatures
+    >>> f = ItemFeatures({"a": np.ones((2, 1))}, present={"a": [True, False]})
+    >>> modality_presence(f, 1).tolist()
+    [[True], [False]]
+    """
+    if hasattr(item_features, "presence"):
+        return item_features.presence()
+    return np.ones((np.asarray(item_features).shape[0], n_modalities), dtype=bool)
+
+
+def standardize_present(
+    F: np.ndarray, present: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`standardize_columns` over the rows that are ``present``; other rows become 0.
+
+    Parameters
+    ----------
+    F : ndarray of shape (n_items, d)
+    present : ndarray of shape (n_items,), dtype bool
+
+    Returns
+    -------
+    standardized : ndarray of shape (n_items, d), dtype float32
+        Zero (the standardised mean) in absent rows.
+    mean, scale : ndarray of shape (d,), dtype float32
+
+    Examples
+    --------
+    >>> Z, mean, _ = standardize_present(np.array([[0.0], [2.0], [9.0]]), np.array([1, 1, 0], bool))
+    >>> Z.ravel().tolist(), mean.tolist()
+    ([-1.0, 1.0, 0.0], [1.0])
+    """
+    present = np.asarray(present, dtype=bool)
+    if present.all():
+        return standardize_columns(F)
+    out = np.zeros(F.shape, dtype=np.float32)
+    if not present.any():
+        return out, np.zeros(F.shape[1], np.float32), np.ones(F.shape[1], np.float32)
+    out[present], mean, scale = standardize_columns(np.asarray(F)[present])
+    return out, mean, scale

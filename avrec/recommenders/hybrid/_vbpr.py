@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 _STANDARDIZE = ("column", "modality", None)
 _COLD_BIAS = ("mean", "min", "zero")
+_FUSION = ("concat", "gated", "attention")
 
 
 class VBPR(Recommender):
@@ -74,6 +75,22 @@ class VBPR(Recommender):
     cold_item_bias : {"mean", "min", "zero"}, default="mean"
         Bias ``b_i`` given to items without training interactions: the mean
         or minimum of the trained biases, or zero.
+    fusion : {"concat", "gated", "attention"}, default="concat"
+        How the modalities of an :class:`~avrec.data.ItemFeatures` make the
+        item's content vector: ``"concat"`` projects the concatenated
+        features with ``E`` (the model of [1]_); ``"gated"`` and
+        ``"attention"`` learn a :class:`~avrec.features.nn.GatedFusion` or
+        :class:`~avrec.features.nn.AttentionFusion` (one head) of the
+        standardised modalities into the ``content_factors`` space, which
+        replaces ``E f_i``, with ``beta'`` applied to the fused vector. Both
+        weigh each item's modalities by what it has (``ItemFeatures.presence``)
+        instead of one fixed weighting.
+    modality_dropout : float, default=0.0
+        In ``[0, 1)``: during training, each modality an item has is dropped
+        with this probability, never all of them (absent from the fusion;
+        with ``"concat"`` its standardised columns are zeroed), so that items
+        missing a modality are scored well. Needs two or more modalities to
+        have an effect.
     device : None, str or torch.device, default=None
         ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; None picks CUDA when available.
     random_state : None, int or numpy.random.Generator, default=None
@@ -93,11 +110,21 @@ class VBPR(Recommender):
     user_content_factors_ : ndarray of shape (n_users_, c), dtype float32
         ``theta_u``; ``c = content_factors``, or 0 when fitted without features.
     projection_ : ndarray of shape (c, d), dtype float32
-        ``E``.
+        ``E``; shape ``(0, d)`` with a learned ``fusion``.
     feature_bias_ : ndarray of shape (d,), dtype float32
-        ``beta'``.
+        ``beta'``; shape ``(c,)`` with a learned ``fusion`` (it weighs the
+        fused vector).
+    fusion_parameters_ : ndarray of shape (n_fusion_params,), dtype float32
+        The fusion module's parameters, flattened in ``named_parameters``
+        order (empty with ``"concat"``).
     item_features_ : ndarray of shape (n_items_, d), dtype float32
-        Standardised features ``f_i`` (``d = 0`` without features).
+        Standardised features ``f_i`` (``d = 0`` without features); rows of
+        items without a modality are 0 in its columns.
+    item_presence_ : ndarray of shape (n_items_, n_modalities), dtype bool
+        Which items have which modality (all True unless the
+        ``ItemFeatures`` say otherwise).
+    modality_dims_ : dict of str to int
+        Width of each modality in ``item_features_``, in column order.
     feature_mean_, feature_scale_ : ndarray of shape (d,), dtype float32
         ``f_i = (raw_i - feature_mean_) / feature_scale_``.
     item_content_factors_ : ndarray of shape (n_items_, c), dtype float32
@@ -126,6 +153,13 @@ class VBPR(Recommender):
     ``theta_u . (E f_i) + beta' . f_i``. Features are needed for every item at
     ``fit``; they are stored standardised.
 
+    *Missing modalities* (``ItemFeatures(..., present=...)``): the
+    standardisation statistics are computed over the items that have the
+    modality, and an item without it gets zeros there, i.e. the mean of the
+    standardised column (``"concat"``), or is left out of the fusion exactly
+    (``"gated"``, ``"attention"``). Train with ``modality_dropout > 0`` when
+    such items are expected at scoring time.
+
     *Users known by their history* (``recommend(X=...)``): their
     ``[gamma_u, theta_u]`` is the mean of ``[gamma_i, E f_i]`` over the
     history times ``fold_in_map_``, the ridge regression of the trained users
@@ -146,9 +180,9 @@ class VBPR(Recommender):
 
     *Defaults* come from small sweeps on synthetic data whose item clusters
     show in noisy features (``benchmarks/bench_vbpr.py``).
-    ``content_regularization`` trades warm for cold accuracy: 0.03 gave cold
-    NDCG@10 0.22 and warm 0.287 (0.301 without features); 0.1 gave cold 0.107
-    and warm 0.312, as noisy features let ``E`` memorise items.
+    ``content_regularization`` trades warm for cold accuracy: lower values
+    rank cold items better, higher ones warm items, as noisy features let
+    ``E`` memorise items (figures and commands: ``benchmarks/RESULTS.md``).
 
     References
     ----------
@@ -180,6 +214,10 @@ class VBPR(Recommender):
         "batch_size": 128,
         "device": "cpu",
     }
+    _test_variants: ClassVar[dict[str, dict[str, Any]]] = {
+        "gated": {"fusion": "gated", "modality_dropout": 0.1},
+        "attention": {"fusion": "attention", "modality_dropout": 0.1},
+    }
 
     def __init__(
         self,
@@ -195,6 +233,8 @@ class VBPR(Recommender):
         optimizer: Literal["adam", "sgd"] = "adam",
         standardize: Literal["column", "modality"] | None = "column",
         cold_item_bias: Literal["mean", "min", "zero"] = "mean",
+        fusion: Literal["concat", "gated", "attention"] = "concat",
+        modality_dropout: float = 0.0,
         device: Any = None,
         random_state: int | np.random.Generator | None = None,
         verbose: bool = True,
@@ -211,6 +251,8 @@ class VBPR(Recommender):
         self.optimizer = optimizer
         self.standardize = standardize
         self.cold_item_bias = cold_item_bias
+        self.fusion = fusion
+        self.modality_dropout = modality_dropout
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -235,11 +277,15 @@ class VBPR(Recommender):
             ("optimizer", ("adam", "sgd")),
             ("standardize", _STANDARDIZE),
             ("cold_item_bias", _COLD_BIAS),
+            ("fusion", _FUSION),
         ):
             if getattr(self, name) not in allowed:
                 raise ConfigurationError(
                     f"{name} must be one of {allowed}, got {getattr(self, name)!r}"
                 )
+        p = self.modality_dropout
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
+            raise ConfigurationError(f"modality_dropout must be a number in [0, 1), got {p!r}")
         return resolve_device(self.device)
 
     # ------------------------------------------------------------------ fitting
@@ -250,6 +296,7 @@ class VBPR(Recommender):
         X = data.X
         n_users, n_items = X.shape
         feats, mean, scale = _standardize(data.item_features, n_items, self.standardize)
+        dims, presence = _modality_layout(data.item_features, n_items)
         d = feats.shape[1]
         f, c = int(self.factors), int(self.content_factors) if d else 0
         init = torch.Generator().manual_seed(torch_seed(data.rng))
@@ -265,10 +312,27 @@ class VBPR(Recommender):
             "projection": torch.randn(c, d, generator=init) / np.sqrt(max(d, 1)),
             "feature_bias": torch.zeros(d),
         }
-        module = self._train(params, feats, X, X, None, gen, device)
+        fusion = None
+        if self.fusion != "concat" and d:
+            fusion = self._fusion_module(dims)
+            fusion.reset_parameters(generator=init)
+            params["projection"] = torch.zeros(0, d)
+            params["feature_bias"] = torch.zeros(c)
+        module = self._train(params, feats, X, X, None, gen, device, fusion, dims, presence)
         state = self._state(module, X)
         state.update(feature_mean_=mean, feature_scale_=scale)
         return state
+
+    def _fusion_module(self, dims: dict[str, int]) -> Any:
+        """A fresh (unfitted) fusion of modality blocks ``dims`` into ``content_factors`` dims."""
+        from avrec.features.nn import AttentionFusion, GatedFusion
+
+        klass = GatedFusion if self.fusion == "gated" else AttentionFusion
+        return klass(
+            list(dims.values()),
+            int(self.content_factors),
+            modality_dropout=float(self.modality_dropout),
+        )
 
     def _partial_fit(self, data: FitData, X_full: sp.csr_matrix) -> dict[str, Any]:
         import torch
@@ -279,6 +343,11 @@ class VBPR(Recommender):
             raise ConfigurationError(
                 "factors or content_factors was changed after fit "
                 f"({self.item_factors_.shape[1]}, {c}); refit the model"
+            )
+        fitted_fusion = "concat" if self.fusion_parameters_.size == 0 else None
+        if c and (fitted_fusion == "concat") != (self.fusion == "concat"):
+            raise ConfigurationError(
+                f"fusion was changed after fit (now {self.fusion!r}); refit the model"
             )
         gen = torch.Generator(device=device).manual_seed(torch_seed(data.rng))
         n_old, f = self.user_factors_.shape
@@ -292,8 +361,28 @@ class VBPR(Recommender):
             "feature_bias": self.feature_bias_,
         }
         params = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in params.items()}
+        fusion = None
+        if self.fusion_parameters_.size:
+            fusion = self._fusion_module(self.modality_dims_)
+            if self.fusion_parameters_.size != sum(p.numel() for p in fusion.parameters()):
+                raise ConfigurationError(
+                    f"fusion={self.fusion!r} does not match the fitted fusion's parameters; "
+                    "refit the model"
+                )
+            torch.nn.utils.vector_to_parameters(
+                torch.from_numpy(np.array(self.fusion_parameters_)), fusion.parameters()
+            )
         module = self._train(
-            params, self.item_features_, data.X, X_full, self.train_matrix_, gen, device
+            params,
+            self.item_features_,
+            data.X,
+            X_full,
+            self.train_matrix_,
+            gen,
+            device,
+            fusion,
+            self.modality_dims_,
+            self.item_presence_,
         )
         return self._state(module, X_full)
 
@@ -306,6 +395,9 @@ class VBPR(Recommender):
         X_replay: sp.csr_matrix | None,
         gen: Any,
         device: Any,
+        fusion: Any,
+        dims: dict[str, int],
+        presence: np.ndarray,
     ) -> Any:
         """Build the module from ``params``, train it in place and return it."""
         import torch
@@ -322,7 +414,12 @@ class VBPR(Recommender):
             features=torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)),
             regularization=float(self.regularization),
             content_regularization=float(self.content_regularization),
+            fusion=fusion,
+            presence=torch.from_numpy(np.ascontiguousarray(presence, dtype=bool)),
+            blocks=_blocks(dims),
+            modality_dropout=float(self.modality_dropout),
         ).to(device)
+        module.generator = gen
         replay = None if X_replay is None else _coo(X_replay, device)
         sampler = TripleSampler(
             *_coo(X_new, device),
@@ -334,6 +431,8 @@ class VBPR(Recommender):
         )
         lr = float(self.learning_rate)
         shared = [p for p in (module.projection, module.feature_bias) if p is not None]
+        if module.fusion is not None:
+            shared += list(module.fusion.parameters())
         rows = [module.user_factors, module.item_factors, module.item_bias]
         rows += [module.user_content] if module.user_content is not None else []
         if self.optimizer == "adam":
@@ -345,7 +444,7 @@ class VBPR(Recommender):
             global_batch = int(self.batch_size) * get_world_size()
             groups = [{"params": rows}, {"params": shared, "lr": lr / global_batch}]
             klass = torch.optim.SGD
-        # fused kernels: one pass over each table per step (2.5x faster than the loop on a CPU)
+        # fused kernels: one pass over each table per step (faster than the loop on a CPU)
         optimizer = klass(groups, lr=lr, fused=True)
 
         def epochs() -> list[float]:
@@ -362,9 +461,12 @@ class VBPR(Recommender):
 
         history = run_single_threaded(epochs) if device.type == "cpu" else epochs()
         module.loss_history = history
+        module.dims = dict(dims)
         return module
 
     def _state(self, module: Any, X: sp.csr_matrix) -> dict[str, Any]:
+        import torch
+
         def numpy(t: Any, shape: tuple[int, ...]) -> np.ndarray:
             if t is None:
                 return np.zeros(shape, dtype=np.float32)
@@ -378,6 +480,16 @@ class VBPR(Recommender):
         theta = numpy(module.user_content, (n_users, 0))
         E = numpy(module.projection, (0, feats.shape[1]))
         beta = numpy(module.feature_bias, (feats.shape[1],))
+        fusion_params = np.zeros(0, dtype=np.float32)
+        if module.fusion is not None:
+            module.eval()
+            with torch.no_grad():
+                content = module.fused().float().cpu().numpy()
+            fusion_params = numpy(
+                torch.nn.utils.parameters_to_vector(module.fusion.parameters()), ()
+            )
+        else:
+            content = feats @ E.T
         cold = np.flatnonzero(np.diff(X.tocsc().indptr) == 0).astype(np.int64)
         warm = np.ones(n_items, dtype=bool)
         warm[cold] = False
@@ -385,7 +497,7 @@ class VBPR(Recommender):
         if cold.size:
             fill = {"mean": np.mean, "min": np.min}.get(self.cold_item_bias)
             bias[cold] = fill(bias[warm]) if fill is not None and warm.any() else 0.0
-        content = np.ascontiguousarray(feats @ E.T, dtype=np.float32)
+        content = np.ascontiguousarray(content, dtype=np.float32)
         user_side = np.concatenate([U, theta], axis=1)
         item_side = np.concatenate([V, content], axis=1)
         return {
@@ -396,8 +508,13 @@ class VBPR(Recommender):
             "projection_": E,
             "feature_bias_": beta,
             "item_features_": feats,
+            "item_presence_": module.presence.cpu().numpy().copy(),
+            "modality_dims_": _module_dims(module),
+            "fusion_parameters_": fusion_params,
             "item_content_factors_": content,
-            "item_content_bias_": (feats @ beta).astype(np.float32),
+            "item_content_bias_": ((content if module.fusion is not None else feats) @ beta).astype(
+                np.float32
+            ),
             "cold_items_": cold,
             "fold_in_map_": _fit_fold_in_map(X, user_side, item_side),
             "loss_history_": np.asarray(module.loss_history, dtype=np.float64),
@@ -442,6 +559,9 @@ def _standardize(
     else:
         raw = np.asarray(item_features, dtype=np.float64)
         widths = [raw.shape[1]]
+    dims, presence = _modality_layout(item_features, n_items)
+    if not presence.all():  # statistics over the items that have each modality
+        return _standardize_present(raw, dims, presence, mode)
     mean = raw.mean(axis=0) if mode is not None else np.zeros(raw.shape[1])
     centred = raw - mean
     scale = np.ones(raw.shape[1])
@@ -454,3 +574,51 @@ def _standardize(
     scale = np.where(scale > 1e-12, scale, 1.0)
     feats = (centred / scale).astype(np.float32)
     return feats, mean.astype(np.float32), scale.astype(np.float32)
+
+
+def _standardize_present(
+    raw: np.ndarray, dims: dict[str, int], presence: np.ndarray, mode: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_standardize` with statistics over present rows; absent rows become 0."""
+    mean, scale = np.zeros(raw.shape[1]), np.ones(raw.shape[1])
+    feats = np.zeros_like(raw)
+    for m, (start, stop) in enumerate(_blocks(dims)):
+        rows = presence[:, m]
+        block = raw[rows, start:stop]
+        if not rows.any():
+            continue
+        if mode is not None:
+            mean[start:stop] = block.mean(axis=0)
+        centred = block - mean[start:stop]
+        if mode == "column":
+            scale[start:stop] = centred.std(axis=0)
+        elif mode == "modality":
+            scale[start:stop] = np.sqrt(np.mean(np.sum(centred**2, axis=1)))
+        scale[start:stop] = np.where(scale[start:stop] > 1e-12, scale[start:stop], 1.0)
+        feats[rows, start:stop] = centred / scale[start:stop]
+    return feats.astype(np.float32), mean.astype(np.float32), scale.astype(np.float32)
+
+
+def _modality_layout(item_features: Any, n_items: int) -> tuple[dict[str, int], np.ndarray]:
+    """``(name -> width, presence (n_items, n_modalities) bool)`` of what ``fit`` received."""
+    if item_features is None:
+        return {}, np.ones((n_items, 0), dtype=bool)
+    if hasattr(item_features, "presence"):
+        return dict(item_features.dims), item_features.presence()
+    width = int(np.asarray(item_features).shape[1])
+    return {"features": width}, np.ones((n_items, 1), dtype=bool)
+
+
+def _module_dims(module: Any) -> dict[str, int]:
+    """The modality widths the module was trained on (one block ``"features"`` by default)."""
+    dims = getattr(module, "dims", None)
+    if dims is not None:
+        return dict(dims)
+    return {"features": int(b - a) for a, b in module.blocks if b > a}
+
+
+def _blocks(dims: dict[str, int]) -> list[tuple[int, int]]:
+    """Column range ``(start, stop)`` of each modality, in order."""
+    stops = np.cumsum(list(dims.values()), dtype=np.int64)
+    starts = stops - np.asarray(list(dims.values()), dtype=np.int64)
+    return [(int(a), int(b)) for a, b in zip(starts, stops, strict=True)]

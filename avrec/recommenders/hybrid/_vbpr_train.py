@@ -57,6 +57,21 @@ class _VBPRModule(nn.Module):
         Standardised item features ``f_i`` (a buffer, not trained).
     regularization, content_regularization : float
         L2 weights, see :meth:`forward`.
+    fusion : torch.nn.Module, optional
+        A learned fusion (:class:`~avrec.features.nn.GatedFusion` or
+        :class:`~avrec.features.nn.AttentionFusion`) of the modality blocks of
+        ``features`` into the content space: it replaces ``E f_i`` (then
+        ``projection`` is ignored and ``feature_bias`` has ``content_factors``
+        entries, applied to the fused vector). Its weights count as shared
+        content parameters.
+    presence : Tensor of shape (n_items, n_modalities), bool, optional
+        Which items have which modality (default: all).
+    blocks : list of (int, int), optional
+        Column range of each modality in ``features`` (default: one block).
+    modality_dropout : float, default=0.0
+        In training mode, drop each present modality of an item with this
+        probability, never all of them: with ``fusion`` through the fusion's
+        mask, without it by zeroing the modality's (standardised) columns.
     """
 
     def __init__(
@@ -70,6 +85,10 @@ class _VBPRModule(nn.Module):
         features: torch.Tensor,
         regularization: float,
         content_regularization: float,
+        fusion: nn.Module | None = None,
+        presence: torch.Tensor | None = None,
+        blocks: list[tuple[int, int]] | None = None,
+        modality_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.user_factors = nn.Parameter(user_factors)
@@ -82,9 +101,43 @@ class _VBPRModule(nn.Module):
             ("feature_bias", feature_bias),
         ):
             self.register_parameter(name, nn.Parameter(value) if self.has_content else None)
+        if fusion is not None:
+            self.projection = None
+        self.fusion = fusion
         self.register_buffer("features", features)
+        self.blocks = list(blocks) if blocks is not None else [(0, int(features.shape[1]))]
+        if presence is None:
+            presence = torch.ones(features.shape[0], len(self.blocks), dtype=torch.bool)
+        self.register_buffer("presence", presence)
+        widths = torch.tensor([b - a for a, b in self.blocks], dtype=torch.int64)
+        self.register_buffer("block_of_column", torch.repeat_interleave(widths))
+        self.modality_dropout = float(modality_dropout)
+        #: torch.Generator of the modality dropout (set by the trainer; None: global RNG)
+        self.generator: torch.Generator | None = None
         self.regularization = float(regularization)
         self.content_regularization = float(content_regularization)
+
+    def _dropped_features(self, items: torch.Tensor) -> torch.Tensor:
+        """``f_i`` of ``items`` with the columns of dropped modalities zeroed (training)."""
+        from avrec.features.functional import modality_dropout
+
+        f = self.features.index_select(0, items)
+        if self.training and self.modality_dropout > 0 and len(self.blocks) > 1:
+            mask = modality_dropout(
+                self.presence.index_select(0, items), self.modality_dropout, self.generator
+            )
+            f = f * mask[:, self.block_of_column].to(f.dtype)
+        return f
+
+    def fused(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """The fused content vectors of ``items`` (all items by default), shape (n, c).
+
+        Modality dropout applies in training mode. Only with a ``fusion``.
+        """
+        f = self.features if items is None else self.features.index_select(0, items)
+        present = self.presence if items is None else self.presence.index_select(0, items)
+        xs = [f[:, start:stop] for start, stop in self.blocks]
+        return self.fusion(xs, present, self.generator)
 
     def forward(
         self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
@@ -104,9 +157,21 @@ class _VBPRModule(nn.Module):
         x = torch.sum(gu * (gi - gj), dim=1) + (bi - bj)
         sq = gu.square().sum(1) + gi.square().sum(1) + gj.square().sum(1) + bi**2 + bj**2
         penalty = 0.5 * self.regularization * sq
-        if self.has_content:
+        if self.has_content and self.fusion is not None:
             tu = self.user_content.index_select(0, users)
-            df = self.features.index_select(0, pos) - self.features.index_select(0, neg)
+            dc = self.fused(torch.cat([pos, neg])).view(2, pos.numel(), -1)
+            dc = dc[0] - dc[1]
+            x = x + torch.sum(tu * dc, dim=1) + dc @ self.feature_bias
+            shared = self.feature_bias.square().sum()
+            shared = shared + sum(p.square().sum() for p in self.fusion.parameters())
+            penalty = (
+                penalty
+                + 0.5 * self.regularization * tu.square().sum(1)
+                + 0.5 * self.content_regularization * shared
+            )
+        elif self.has_content:
+            tu = self.user_content.index_select(0, users)
+            df = self._dropped_features(pos) - self._dropped_features(neg)
             x = x + torch.sum(tu * (df @ self.projection.T), dim=1) + df @ self.feature_bias
             shared = self.projection.square().sum() + self.feature_bias.square().sum()
             penalty = (
