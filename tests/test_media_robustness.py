@@ -246,3 +246,23 @@ def test_fuzz_every_case_decodes_or_raises_media_decode_error(files, kind, cases
             assert "bytes>" in str(warning.message)
     assert outcomes["ok"] + outcomes["error"] == cases
     assert outcomes["ok"] > 0 and outcomes["error"] > 0
+
+
+def test_decoding_switches_ffmpeg_log_forwarding_off(files, monkeypatch):
+    # torchvision (imported by timm and transformers) turns FFmpeg -> Python log
+    # forwarding on at import; with threaded decoding that deadlocks (PyAV #751), so
+    # every open switches it off again.
+    import av.logging
+
+    monkeypatch.delenv("AVREC_FFMPEG_LOG", raising=False)
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        clip = read_video(files["mp4"], num_frames=2, size=(16, 16))
+        assert clip.frames.shape[0] == 2
+        assert av.logging.get_level() is None
+        monkeypatch.setenv("AVREC_FFMPEG_LOG", "1")
+        av.logging.set_level(av.logging.ERROR)
+        read_video(files["mp4"], num_frames=2, size=(16, 16))
+        assert av.logging.get_level() == av.logging.ERROR
+    finally:
+        av.logging.set_level(None)

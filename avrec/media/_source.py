@@ -7,9 +7,13 @@ while opening, demuxing or decoding becomes a :class:`~avrec.exceptions.MediaDec
 whose message names the source and the cause.
 
 FFmpeg's own log output stays off: PyAV >= 14 routes no FFmpeg log lines
-anywhere unless :func:`av.logging.set_level` is called, and avrec never calls
-it, because forwarding FFmpeg logs to Python can deadlock under threads
-(PyAV #751, #2276). Set a level yourself only when debugging.
+anywhere unless :func:`av.logging.set_level` is called, because forwarding
+FFmpeg logs to Python can deadlock under threads (PyAV #751, #2276: a decoder
+thread waits for the GIL in the log callback while the main thread, holding
+it, waits for that decoder thread to finish). Importing torchvision (which
+timm and transformers do) calls ``av.logging.set_level(av.logging.ERROR)``, so
+:func:`open_source` switches the forwarding off again before every open unless
+``AVREC_FFMPEG_LOG=1`` is set (for debugging single-threaded decodes).
 """
 
 from __future__ import annotations
@@ -140,6 +144,7 @@ def open_source(source: Source) -> Iterator[tuple[av.container.InputContainer, s
     """
     name = source_name(source)
     target = _as_file_object(source, name)
+    quiet_ffmpeg_logs()
     with decode_errors(name, "open"):
         container = av.open(target, mode="r", metadata_errors="replace")
     try:
@@ -148,6 +153,27 @@ def open_source(source: Source) -> Iterator[tuple[av.container.InputContainer, s
     finally:
         with contextlib.suppress(Exception):
             container.close()
+
+
+def quiet_ffmpeg_logs() -> None:
+    """Stop FFmpeg's log lines reaching Python (they can deadlock threaded decoding).
+
+    A no-op when forwarding is already off, or when the environment variable
+    ``AVREC_FFMPEG_LOG`` is ``1``. Something else in the process (torchvision at
+    import) may have switched it on.
+
+    Examples
+    --------
+    >>> import av.logging
+    >>> av.logging.set_level(av.logging.ERROR)
+    >>> quiet_ffmpeg_logs()
+    >>> av.logging.get_level() is None
+    True
+    """
+    if av.logging.get_level() is None or os.environ.get("AVREC_FFMPEG_LOG") == "1":
+        return
+    logger.debug("switching FFmpeg log forwarding off (it deadlocks threaded decoding)")
+    av.logging.set_level(None)
 
 
 def is_cover_art(stream: Any) -> bool:
