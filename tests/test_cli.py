@@ -339,3 +339,149 @@ def test_content_model_without_features_names_the_option(log_csv, capsys):
     assert code == 1
     err = capsys.readouterr().err
     assert "ContentKNN needs item_features" in err and "--features" in err
+
+
+# ---------------------------------------------------------------- demo: pretrained backbones
+_needs_pretrained = pytest.mark.skipif(
+    not __import__("avrec.cli._demo", fromlist=["x"]).pretrained_available(),
+    reason="needs the avrec[pretrained] extra",
+)
+
+
+@pytest.fixture(scope="module")
+def demo_corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo_corpus")
+    return make_av_corpus(
+        root / "corpus", n_items=10, n_users=30, n_genres=2, duration=0.5, fps=4,
+        size=(32, 32), audio_only_fraction=0.2, random_state=0, verbose=False,
+    )  # fmt: skip
+
+
+def _small_config(tmp_path, pretrained):
+    from avrec.cli._demo import DemoConfig
+
+    return DemoConfig(
+        n_items=10, n_users=30, n_genres=2, duration=0.5, epochs=0, cache_dir=tmp_path,
+        verbose=False, pretrained=pretrained,
+    )  # fmt: skip
+
+
+def test_resolve_pretrained(monkeypatch):
+    from avrec.cli import _demo
+
+    monkeypatch.setattr(_demo, "pretrained_available", lambda: True)
+    monkeypatch.delenv("AVREC_DEMO_PRETRAINED", raising=False)
+    assert _demo.resolve_pretrained("auto") is True
+    assert _demo.resolve_pretrained(True) is True
+    assert _demo.resolve_pretrained(False) is False
+    for off in ("0", "false", "No"):
+        monkeypatch.setenv("AVREC_DEMO_PRETRAINED", off)
+        assert _demo.resolve_pretrained("auto") is False
+        assert _demo.resolve_pretrained(True) is True  # an explicit True wins
+    monkeypatch.setenv("AVREC_DEMO_PRETRAINED", "1")
+    assert _demo.resolve_pretrained("auto") is True
+    for bad in ("yes", 1, None):
+        with pytest.raises(ConfigurationError, match="pretrained must be 'auto', True or False"):
+            _demo.resolve_pretrained(bad)
+    monkeypatch.setattr(_demo, "pretrained_available", lambda: False)
+    assert _demo.resolve_pretrained("auto") is False
+    with pytest.raises(ConfigurationError, match=r"pretrained=True needs the avrec\[pretrained\]"):
+        _demo.resolve_pretrained(True)
+
+
+def test_demo_features_without_pretrained_keep_the_old_cache_key(
+    demo_corpus, tmp_path, monkeypatch
+):
+    import hashlib
+
+    from avrec import __version__
+    from avrec.cli._demo import _features_key, demo_features
+
+    monkeypatch.setenv("AVREC_DEMO_PRETRAINED", "0")
+    config = _small_config(tmp_path, "auto")
+    features, backbones = demo_features(demo_corpus, config, tmp_path)
+    assert features.modalities == ["video", "audio", "tags"]
+    assert list(backbones) == ["video", "audio", "tags"]
+    assert backbones["video"]["encoder"] == "VideoEncoder"
+    assert backbones["video"]["weights"] == "random (epochs=0)"
+    assert len(backbones["video"]["fingerprint"]) == 12
+    # the key of the demo without backbones is the one caches were written under before
+    doc = {
+        "corpus": {
+            k: v for k, v in demo_corpus.params.items() if k not in ("n_jobs", "verbose")
+        },
+        "epochs": 0, "seed": 0, "avrec": __version__, "recipe": 2,
+    }  # fmt: skip
+    old = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    assert _features_key(demo_corpus, config) == old
+    assert sorted(p.name for p in (tmp_path / "features").iterdir()) == [
+        f"{old}.json",
+        f"{old}.npz",
+    ]
+    # pretrained=False reuses that cache; the record of the backbones comes back with it
+    again, record = demo_features(demo_corpus, _small_config(tmp_path, False), tmp_path)
+    assert record == backbones
+    np.testing.assert_array_equal(again.concat(), features.concat())
+
+
+@_needs_pretrained
+def test_demo_features_with_pretrained_backbones(demo_corpus, tmp_path):
+    from avrec.cli._demo import FRAME_SETTINGS, _features_key, demo_features
+    from avrec.features import FrameBackbone, TextEncoder, pretrained_weights
+
+    config = _small_config(tmp_path, True)
+    features, backbones = demo_features(demo_corpus, config, tmp_path)
+    assert features.modalities == ["video", "audio", "frames", "text", "tags"]
+    assert features.dims["frames"] == 1280 and features.dims["text"] == 384
+    has_video = np.asarray(demo_corpus.has_video, dtype=bool)
+    assert not has_video.all()  # some audio-only items: no frames for them, flagged
+    np.testing.assert_array_equal(features.mask("frames"), has_video)
+    assert not features["frames"][~has_video].any()
+    # the text rows are MiniLM's embeddings of the descriptions, in catalogue order
+    minilm = TextEncoder(model_dir=pretrained_weights("all-minilm-l6-v2")).fit()
+    descriptions = [demo_corpus.text()[i] for i in features.items.ids]
+    np.testing.assert_allclose(features["text"], minilm.transform(descriptions), atol=1e-5)
+    frames = FrameBackbone(
+        weights=pretrained_weights("efficientnet_lite0"),
+        image_size=FRAME_SETTINGS["image_size"],
+        frames=FRAME_SETTINGS["frames"],
+        batch_size=32,
+    ).fit()
+    assert backbones["frames"]["fingerprint"] == frames.fingerprint()[:12]
+    assert backbones["text"]["fingerprint"] == minilm.fingerprint()[:12]
+    assert backbones["frames"]["weights"] == str(pretrained_weights("efficientnet_lite0"))
+    assert backbones["text"]["weights"] == str(pretrained_weights("all-minilm-l6-v2"))
+    assert "all-MiniLM-L6-v2" in backbones["text"]["encoder"]
+    assert "tf_efficientnet_lite0" in backbones["frames"]["encoder"]
+    # another key than the demo without backbones; both caches live side by side
+    key = _features_key(demo_corpus, config, True)
+    assert key != _features_key(demo_corpus, config, False)
+    assert (tmp_path / "features" / f"{key}.npz").is_file()
+    again, record = demo_features(demo_corpus, config, tmp_path)
+    assert record == backbones
+    np.testing.assert_array_equal(again["frames"], features["frames"])
+
+
+def test_demo_report_names_the_backbones(tmp_path, monkeypatch):
+    from avrec.cli import _demo
+
+    pretrained = _demo.pretrained_available()
+    report_dir = tmp_path / "report"
+    args = _demo_args(tmp_path, report_dir)
+    args[args.index("--epochs") + 1] = "0"
+    monkeypatch.delenv("AVREC_DEMO_PRETRAINED", raising=False)
+    assert main(["-q", *args, "--no-explanations", "--pretrained", "auto"]) == 0
+    text = (report_dir / "report.md").read_text()
+    record = json.loads((report_dir / "results.json").read_text())
+    assert "| modality | encoder | weights | fingerprint |" in text
+    assert "| video | VideoEncoder | random (epochs=0) |" in text
+    assert ("| frames | FrameBackbone (tf_efficientnet_lite0" in text) == pretrained
+    assert ("| text | TextEncoder (all-MiniLM-L6-v2" in text) == pretrained
+    expected = ["video", "audio", *(["frames", "text"] if pretrained else []), "tags"]
+    assert list(record["backbones"]) == expected
+    assert record["config"]["pretrained"] == "auto"
+    # --pretrained no: the demo as without the extra
+    assert main(["-q", *args, "--no-explanations", "--pretrained", "no"]) == 0
+    record = json.loads((report_dir / "results.json").read_text())
+    assert list(record["backbones"]) == ["video", "audio", "tags"]
+    assert "| frames |" not in (report_dir / "report.md").read_text()

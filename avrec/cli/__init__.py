@@ -105,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument(
+        "--pretrained",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="add EfficientNet-Lite0 frame and MiniLM text features from the avrec[pretrained] "
+        "weights (auto: when installed and $AVREC_DEMO_PRETRAINED is not 0)",
+    )
+    demo.add_argument(
         "--no-explanations",
         action="store_true",
         help="leave the explanations section out of the report",
@@ -319,6 +326,7 @@ def _run_demo(args: argparse.Namespace, verbose: bool) -> None:
         seed=args.seed,
         cache_dir=args.cache_dir,
         verbose=verbose,
+        pretrained={"auto": "auto", "yes": True, "no": False}[args.pretrained],
     )
     start = time.perf_counter()
     result = run_demo(config)

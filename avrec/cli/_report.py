@@ -13,7 +13,7 @@ import numpy as np
 from avrec.cli._demo import DemoResult, ModelRow, config_dict
 from avrec.utils import atomic_directory
 
-__all__ = ["findings", "format_table", "write_report"]
+__all__ = ["backbone_table", "findings", "format_table", "write_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,34 @@ def format_table(rows: Sequence[ModelRow], *, markdown: bool = False) -> str:
     out = [line(header), "-" * len(line(header))]
     out += [line(r) for r in body]
     return "\n".join(out)
+
+
+def backbone_table(backbones: dict[str, dict[str, str]]) -> str:
+    """A Markdown table: which encoder, with which weights, produced each modality.
+
+    Parameters
+    ----------
+    backbones : dict of str to dict of str to str
+        Modality -> ``encoder``, ``weights``, ``fingerprint`` (as
+        :func:`avrec.cli._demo.demo_features` returns).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> print(backbone_table({"tags": {"encoder": "TF-IDF", "weights": "-",
+    ...                                "fingerprint": "-"}}))
+    | modality | encoder | weights | fingerprint |
+    |:---|:---|:---|:---|
+    | tags | TF-IDF | - | `-` |
+    """
+    lines = ["| modality | encoder | weights | fingerprint |", "|:---|:---|:---|:---|"]
+    for name, info in backbones.items():
+        cells = [name, *(str(info.get(k, "?")) for k in ("encoder", "weights"))]
+        lines.append("| " + " | ".join(cells) + f" | `{info.get('fingerprint', '?')}` |")
+    return "\n".join(lines)
 
 
 def findings(rows: Sequence[ModelRow]) -> list[str]:
@@ -161,6 +189,11 @@ def write_report(
             "",
             format_table(result.rows, markdown=True),
             "",
+            "Feature backbones (which encoder produced which modality; fingerprint: first 12 "
+            "hex digits of the encoder's `fingerprint()`):",
+            "",
+            backbone_table(result.backbones),
+            "",
             *(f"- {f}" for f in findings(result.rows)),
             "",
             "Stage times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()),
@@ -183,6 +216,7 @@ def write_report(
         record = {
             "config": cfg,
             "timings": result.timings,
+            "backbones": result.backbones,
             "rows": [
                 {
                     "name": r.name,
