@@ -540,7 +540,14 @@ def demo_models(seed: int = 0, verbose: bool = False) -> dict[str, tuple[str, Ca
         "ContentKNN": ("content", lambda: ContentKNN()),
         "VBPR": (
             "hybrid",
-            lambda: VBPR(factors=32, iterations=30, random_state=seed, verbose=verbose),
+            lambda: VBPR(
+                factors=32,
+                iterations=30,
+                fusion="gated",  # one learned gate per modality: wide frame features
+                modality_dropout=0.1,  # do not swamp the small ones (RESULTS.md)
+                random_state=seed,
+                verbose=verbose,
+            ),
         ),
         "SequentialLSTM": (
             "sequential",

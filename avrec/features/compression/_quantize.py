@@ -343,8 +343,8 @@ def quantize_dynamic(
         ``torch.backends.quantized.supported_engines`` (e.g. ``"x86"``,
         ``"fbgemm"``, ``"onednn"``, ``"qnnpack"``); None: torch's current
         one. The weights are packed for it (and repacked for it on load);
-        which is fastest depends on the CPU (on AVX-512 VNNI machines
-        ``"onednn"`` ran MiniLM ~2.5x faster than float, ``"x86"`` ~1.8x).
+        which is fastest depends on the CPU (measured per engine in
+        ``benchmarks/RESULTS.md``, ``benchmarks/bench_compression.py``).
 
     Returns
     -------

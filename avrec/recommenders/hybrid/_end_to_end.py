@@ -89,13 +89,11 @@ class EndToEndVBPR(VBPR):
     Notes
     -----
     The encoder is not regularised: on small catalogues it can learn to fit
-    the warm items' scores at the expense of cold ones. Measured on the
-    synthetic corpus (``benchmarks/bench_end_to_end.py``), LoRA and last-block
-    fine-tuning moved cold-item NDCG@10 by about +-0.01 around VBPR on the
-    frozen embeddings in some settings and fell towards random order in
-    others (a high encoder learning rate for the block, or LoRA with
-    ``standardize="modality"``): compare with ``finetune="frozen"`` on
-    held-out data before relying on it.
+    the warm items' scores at the expense of cold ones. On the synthetic
+    corpus (``benchmarks/bench_end_to_end.py``, figures in
+    ``benchmarks/RESULTS.md``) LoRA and last-block fine-tuning helped in some
+    settings and fell towards random order in others: compare with
+    ``finetune="frozen"`` on held-out data before relying on it.
 
     Scoring, ``recommend(X=...)``, cold items and ``partial_fit`` (which
     keeps the encoder fixed) work as in :class:`VBPR` from the stored

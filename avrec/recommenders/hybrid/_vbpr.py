@@ -614,7 +614,8 @@ def _module_dims(module: Any) -> dict[str, int]:
     dims = getattr(module, "dims", None)
     if dims is not None:
         return dict(dims)
-    return {"features": int(b - a) for a, b in module.blocks if b > a}
+    width = sum(int(b - a) for a, b in module.blocks)
+    return {"features": width} if width > 0 else {}
 
 
 def _blocks(dims: dict[str, int]) -> list[tuple[int, int]]:
