@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -12,12 +12,7 @@ from torch import nn
 from avrec.exceptions import ConfigurationError
 from avrec.features.encoders._audio import waveform_batch
 from avrec.features.encoders._base import check_int
-from avrec.features.encoders._checkpoint import (
-    build_transformers_model,
-    load_checkpoint,
-    read_checkpoint_config,
-)
-from avrec.features.encoders._pretrained import PretrainedEncoder
+from avrec.features.encoders._checkpoint import BackboneNet, CheckpointEncoder
 
 __all__ = ["AudioTransformer"]
 
@@ -31,7 +26,7 @@ _AUDIO_MODELS = {
 _NORM_EPS = 1e-7
 
 
-class _AudioTransformerNet(nn.Module):
+class _AudioTransformerNet(BackboneNet):
     """Resample -> per-clip standardisation -> transformers model -> mean over valid frames."""
 
     def __init__(
@@ -44,9 +39,8 @@ class _AudioTransformerNet(nn.Module):
     ) -> None:
         import torchaudio
 
-        super().__init__()
+        super().__init__(backbone)
         config = backbone.config
-        self.backbone = backbone
         self.sample_rate = int(sample_rate)
         self.model_rate = int(model_rate)
         self.resample = None
@@ -65,10 +59,6 @@ class _AudioTransformerNet(nn.Module):
         ):
             receptive = (receptive - 1) * stride + kernel
         self.min_samples = receptive
-        self.embedding_dim = int(config.hidden_size)
-
-    def pretrained_targets(self) -> list[tuple[str, nn.Module]]:
-        return [("transformers backbone", self.backbone)]
 
     def prepare(
         self, wave: torch.Tensor, lengths: torch.Tensor | None
@@ -123,7 +113,7 @@ class _AudioTransformerNet(nn.Module):
         return hidden.sum(1) / counts[:, None].to(hidden.dtype)
 
 
-class AudioTransformer(PretrainedEncoder):
+class AudioTransformer(CheckpointEncoder):
     """Clip embeddings from a pretrained wav2vec 2.0 / HuBERT / WavLM model.
 
     These self-supervised models read the raw waveform (16 kHz for the
@@ -202,7 +192,7 @@ class AudioTransformer(PretrainedEncoder):
     """
 
     modality = "audio"
-    _source_params: ClassVar[tuple[str, ...]] = ("model_dir",)
+    _model_types = _AUDIO_MODELS
 
     def __init__(
         self,
@@ -232,7 +222,7 @@ class AudioTransformer(PretrainedEncoder):
             raise ConfigurationError(f"layer must be None or an int, got {self.layer!r}")
 
     def _read_architecture(self) -> dict[str, Any]:
-        _, config, preprocessor = read_checkpoint_config(self.model_dir, _AUDIO_MODELS)
+        config, preprocessor = self._read_checkpoint()
         return {
             "config": config,
             "sampling_rate": int(preprocessor.get("sampling_rate", 16000)),
@@ -249,12 +239,6 @@ class AudioTransformer(PretrainedEncoder):
         return _AudioTransformerNet(
             backbone, self.sample_rate, arch["sampling_rate"], arch["do_normalize"], self.layer
         )
-
-    def _build_model(self) -> _AudioTransformerNet:
-        return self._net(build_transformers_model(self.architecture()["config"], _AUDIO_MODELS))
-
-    def _pretrained_model(self) -> _AudioTransformerNet:
-        return self._net(load_checkpoint(self.model_dir, _AUDIO_MODELS, verbose=bool(self.verbose)))
 
     def _convert(self, items: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         return waveform_batch(items, self.sample_rate)

@@ -19,7 +19,7 @@ import logging
 import math
 import numbers
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -518,13 +518,7 @@ class BaseEncoder(TrainingLoop, BaseEstimator):
         str
             64 hexadecimal digits.
         """
-        self._check_fitted()
-        params = {k: v for k, v in self._json_params().items() if k not in _NON_SEMANTIC}
-        digest = hashlib.sha256()
-        digest.update(qualified_name(type(self)).encode())
-        digest.update(json.dumps(params, sort_keys=True, default=repr).encode())
-        digest.update(_weights_digest(self.model_).encode())
-        return digest.hexdigest()
+        return self._fingerprint()
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -535,26 +529,7 @@ class BaseEncoder(TrainingLoop, BaseEstimator):
         path : str or path-like
             Directory to create or replace; nothing is pickled.
         """
-        from safetensors.torch import save_file
-
-        from avrec.utils import write_json
-
-        self._check_fitted()
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}
-        config = {
-            "format": _FORMAT,
-            "avrec_version": __version__,
-            "class": qualified_name(type(self)),
-            "params": self._json_params(),
-            "fitted": {
-                "history_": self.history_,
-                "best_epoch_": self.best_epoch_,
-                "trained_": self.trained_,
-            },
-        }
-        with atomic_directory(path) as tmp:
-            save_file(state, str(tmp / _WEIGHTS))
-            write_json(tmp / _CONFIG, config)
+        self._save(path)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], **params: Any) -> BaseEncoder:
@@ -618,6 +593,43 @@ class BaseEncoder(TrainingLoop, BaseEstimator):
         return encoder
 
     # ------------------------------------------------------------------ internals
+    def _fingerprint(self, skip: Iterable[str] = (), extra: Sequence[Any] = ()) -> str:
+        """sha256 of the class, the semantic parameters (less ``skip``), ``extra`` and weights."""
+        self._check_fitted()
+        skip = _NON_SEMANTIC | set(skip)
+        params = {k: v for k, v in self._json_params().items() if k not in skip}
+        digest = hashlib.sha256()
+        digest.update(qualified_name(type(self)).encode())
+        digest.update(json.dumps(params, sort_keys=True, default=repr).encode())
+        for part in extra:
+            digest.update(json.dumps(part, sort_keys=True, default=repr).encode())
+        digest.update(_weights_digest(self.model_).encode())
+        return digest.hexdigest()
+
+    def _save(self, path: str | os.PathLike[str], **extra: Any) -> None:
+        """Write ``config.json`` (with ``extra`` after the params) and the weights, atomically."""
+        from safetensors.torch import save_file
+
+        from avrec.utils import write_json
+
+        self._check_fitted()
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}
+        config = {
+            "format": _FORMAT,
+            "avrec_version": __version__,
+            "class": qualified_name(type(self)),
+            "params": self._json_params(),
+            **extra,
+            "fitted": {
+                "history_": self.history_,
+                "best_epoch_": self.best_epoch_,
+                "trained_": self.trained_,
+            },
+        }
+        with atomic_directory(path) as tmp:
+            save_file(state, str(tmp / _WEIGHTS))
+            write_json(tmp / _CONFIG, config)
+
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
 

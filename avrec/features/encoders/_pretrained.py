@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import hashlib
 import importlib.util
-import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,21 +32,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from avrec._version import __version__
 from avrec.exceptions import ConfigurationError, DataValidationError, PersistenceError
 from avrec.features.encoders._base import (
     _CONFIG,
-    _FORMAT,
-    _NON_SEMANTIC,
-    _WEIGHTS,
     BaseEncoder,
     _as_sequence,
     _read_state,
-    _weights_digest,
     check_int,
     resolve_device,
 )
-from avrec.utils import atomic_directory, check_random_state, read_json, torch_seed, write_json
+from avrec.utils import check_random_state, read_json, torch_seed
 
 __all__ = [
     "PretrainedEncoder",
@@ -244,6 +237,23 @@ def check_model_dir(model_dir: Any, name: str = "model_dir") -> Path:
     return path
 
 
+def read_model_config(
+    path: Path, model_types: Collection[str], name: str = "model_dir", accepts: str = "expected"
+) -> Any:
+    """``config.json`` of the checked directory ``path``; its ``model_type`` must be accepted.
+
+    ``accepts`` words the error: ``"{name}=... holds a 'x' model; {accepts} one of [...]"``.
+    """
+    config = read_json(path / "config.json")
+    found = config.get("model_type") if isinstance(config, dict) else None
+    if found not in model_types:
+        raise ConfigurationError(
+            f"{name}={os.fspath(path)!r} holds a {found!r} model; {accepts} one of "
+            f"{sorted(model_types)}"
+        )
+    return config
+
+
 def load_transformers_model(
     model_dir: str | os.PathLike[str],
     model_types: Mapping[str, str],
@@ -294,12 +304,7 @@ def load_transformers_model(
     from safetensors import SafetensorError
 
     path = check_model_dir(model_dir, name)
-    model_type = read_json(path / "config.json").get("model_type")
-    if model_type not in model_types:
-        raise ConfigurationError(
-            f"{name}={os.fspath(path)!r} holds a {model_type!r} model; expected one of "
-            f"{sorted(model_types)}"
-        )
+    model_type = read_model_config(path, model_types, name)["model_type"]
     safetensors = (path / "model.safetensors").is_file()
     if not safetensors and not (path / "pytorch_model.bin").is_file():
         raise PersistenceError(
@@ -483,14 +488,7 @@ class PretrainedEncoder(BaseEncoder):
             64 hexadecimal digits.
         """
         self._check_fitted()
-        skip = _NON_SEMANTIC | set(self._source_params)
-        params = {k: v for k, v in self._json_params().items() if k not in skip}
-        digest = hashlib.sha256()
-        digest.update(f"{type(self).__module__}.{type(self).__qualname__}".encode())
-        digest.update(json.dumps(params, sort_keys=True, default=repr).encode())
-        digest.update(json.dumps(self.architecture_, sort_keys=True, default=repr).encode())
-        digest.update(_weights_digest(self.model_).encode())
-        return digest.hexdigest()
+        return self._fingerprint(skip=self._source_params, extra=(self.architecture_,))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write ``config.json`` (with the architecture) and ``model.safetensors``, atomically.
@@ -501,25 +499,8 @@ class PretrainedEncoder(BaseEncoder):
             Directory to create or replace; nothing is pickled. It loads back
             with :meth:`from_pretrained` without the original weights.
         """
-        from safetensors.torch import save_file
-
         self._check_fitted()
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}
-        config = {
-            "format": _FORMAT,
-            "avrec_version": __version__,
-            "class": f"{type(self).__module__}.{type(self).__qualname__}",
-            "params": self._json_params(),
-            "architecture": self.architecture_,
-            "fitted": {
-                "history_": self.history_,
-                "best_epoch_": self.best_epoch_,
-                "trained_": self.trained_,
-            },
-        }
-        with atomic_directory(path) as tmp:
-            save_file(state, str(tmp / _WEIGHTS))
-            write_json(tmp / _CONFIG, config)
+        self._save(path, architecture=self.architecture_)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], **params: Any) -> BaseEncoder:

@@ -19,6 +19,7 @@ from avrec.features.encoders._pretrained import (
     PretrainedEncoder,
     check_model_dir,
     load_state_dict_strict,
+    read_model_config,
     read_state_dict,
 )
 from avrec.utils import read_json
@@ -218,13 +219,7 @@ class TextEncoder(PretrainedEncoder):
 
     def _read_architecture(self) -> dict[str, Any]:
         path = self._source()
-        config = read_json(path / "config.json")
-        if not isinstance(config, dict) or config.get("model_type") not in _MODEL_TYPES:
-            found = config.get("model_type") if isinstance(config, dict) else None
-            raise ConfigurationError(
-                f"model_dir={os.fspath(path)!r} holds a {found!r} model; a TextEncoder takes "
-                f"one of {sorted(_MODEL_TYPES)}"
-            )
+        config = read_model_config(path, _MODEL_TYPES, accepts="a TextEncoder takes")
         pooling, normalize, max_length = _sentence_transformers_settings(path, config)
         return {
             "transformer": config,

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 
 from avrec.exceptions import ConfigurationError
 from avrec.features.encoders._base import check_int
-from avrec.features.encoders._checkpoint import (
-    build_transformers_model,
-    load_checkpoint,
-    read_checkpoint_config,
-)
-from avrec.features.encoders._pretrained import PretrainedEncoder
+from avrec.features.encoders._checkpoint import BackboneNet, CheckpointEncoder
 from avrec.features.encoders._video import frames_batch
 from avrec.features.functional import resize_frames
 from avrec.features.transforms import NormalizeFrames
@@ -64,7 +59,7 @@ def sample_frame_indices(lengths: torch.Tensor, num: int) -> torch.Tensor:
     return torch.minimum(idx, lengths[:, None].long() - 1)
 
 
-class _VideoTransformerNet(nn.Module):
+class _VideoTransformerNet(BackboneNet):
     """Frame sampling -> resize -> normalise -> transformers video model -> mean or CLS token."""
 
     def __init__(
@@ -75,18 +70,13 @@ class _VideoTransformerNet(nn.Module):
         std: Sequence[float],
         has_cls: bool,
     ) -> None:
-        super().__init__()
+        super().__init__(backbone)
         config = backbone.config
-        self.backbone = backbone
         self.normalize = NormalizeFrames(mean, std)
         self.pooling = pooling
         self.has_cls = has_cls
         self.num_frames = int(config.num_frames)
         self.image_size = int(config.image_size)
-        self.embedding_dim = int(config.hidden_size)
-
-    def pretrained_targets(self) -> list[tuple[str, nn.Module]]:
-        return [("transformers backbone", self.backbone)]
 
     def tokens(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """The backbone's last hidden states ``(B, tokens, hidden)`` for a clip batch."""
@@ -107,7 +97,7 @@ class _VideoTransformerNet(nn.Module):
         return (hidden[:, 1:] if self.has_cls else hidden).mean(dim=1)
 
 
-class VideoTransformer(PretrainedEncoder):
+class VideoTransformer(CheckpointEncoder):
     """Clip embeddings from a pretrained video transformer (VideoMAE, TimeSformer).
 
     The checkpoint is a local directory as transformers'
@@ -179,7 +169,7 @@ class VideoTransformer(PretrainedEncoder):
     """
 
     modality = "video"
-    _source_params: ClassVar[tuple[str, ...]] = ("model_dir",)
+    _model_types = _VIDEO_MODELS
 
     def __init__(
         self,
@@ -219,7 +209,7 @@ class VideoTransformer(PretrainedEncoder):
                 raise ConfigurationError(f"{name} must be None or 3 numbers, got {value!r}")
 
     def _read_architecture(self) -> dict[str, Any]:
-        _, config, preprocessor = read_checkpoint_config(self.model_dir, _VIDEO_MODELS)
+        config, preprocessor = self._read_checkpoint()
         mean = self.mean or preprocessor.get("image_mean") or _DEFAULT_MEAN
         std = self.std or preprocessor.get("image_std") or _DEFAULT_STD
         return {"config": config, "mean": [float(v) for v in mean], "std": [float(v) for v in std]}
@@ -234,12 +224,6 @@ class VideoTransformer(PretrainedEncoder):
                 f"({sorted(_CLS_MODELS)}); {model_type!r} has none: use 'mean'"
             )
         return _VideoTransformerNet(backbone, self.pooling, arch["mean"], arch["std"], has_cls)
-
-    def _build_model(self) -> _VideoTransformerNet:
-        return self._net(build_transformers_model(self.architecture()["config"], _VIDEO_MODELS))
-
-    def _pretrained_model(self) -> _VideoTransformerNet:
-        return self._net(load_checkpoint(self.model_dir, _VIDEO_MODELS, verbose=bool(self.verbose)))
 
     def _convert(self, items: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         size = int(self.architecture()["config"].get("image_size", 224))
