@@ -53,6 +53,8 @@ from _common import markdown_table, set_threads
 
 logger = logging.getLogger("bench_fusion")
 
+#: ``--pretrained`` -> ``DemoConfig.pretrained``; "no" is what RESULTS.md was measured with.
+PRETRAINED = {"no": False, "auto": "auto", "yes": True}
 DROPOUTS = (0.0, 0.25)
 
 
@@ -70,6 +72,7 @@ def load_data(args: argparse.Namespace) -> tuple[Any, Any]:
         seed=0,
         cache_dir=cache,
         verbose=False,
+        pretrained=PRETRAINED[args.pretrained],
     )
     name = f"{config.n_items}x{config.n_users}-g{config.n_genres}-d{config.duration:g}-s0"
     corpus = make_av_corpus(
@@ -177,6 +180,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "avrec"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--pretrained",
+        choices=sorted(PRETRAINED),
+        default="no",
+        help="add the demo's pretrained frames/text modalities (DemoConfig.pretrained): "
+        "no (default, as in RESULTS.md), auto (when the extra is installed) or yes",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     set_threads(args.threads)
