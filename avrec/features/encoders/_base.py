@@ -608,11 +608,19 @@ class BaseEncoder(TrainingLoop, BaseEstimator):
 
     def _save(self, path: str | os.PathLike[str], **extra: Any) -> None:
         """Write ``config.json`` (with ``extra`` after the params) and the weights, atomically."""
+        self._check_fitted()
+        with atomic_directory(path) as tmp:
+            self._write_files(tmp, **extra)
+
+    def _write_files(self, folder: Path, **extra: Any) -> None:
+        """Write what :meth:`save` stores into ``folder`` (a fresh temporary directory).
+
+        Subclasses that store more (a tokenizer) extend this, inside the same atomic write.
+        """
         from safetensors.torch import save_file
 
         from avrec.utils import write_json
 
-        self._check_fitted()
         state = {k: v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}
         config = {
             "format": _FORMAT,
@@ -626,9 +634,8 @@ class BaseEncoder(TrainingLoop, BaseEstimator):
                 "trained_": self.trained_,
             },
         }
-        with atomic_directory(path) as tmp:
-            save_file(state, str(tmp / _WEIGHTS))
-            write_json(tmp / _CONFIG, config)
+        save_file(state, str(folder / _WEIGHTS))
+        write_json(folder / _CONFIG, config)
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")

@@ -374,12 +374,11 @@ class TextEncoder(PretrainedEncoder):
             Directory to create or replace; :meth:`from_pretrained` loads it
             back without ``model_dir``.
         """
-        from avrec.utils import atomic_directory
+        super().save(path)
 
-        self._check_fitted()
-        with atomic_directory(path) as tmp:
-            super().save(tmp)
-            self.tokenizer_.save_pretrained(str(tmp / _TOKENIZER))
+    def _write_files(self, folder: Path, **extra: Any) -> None:
+        super()._write_files(folder, **extra)
+        self.tokenizer_.save_pretrained(str(folder / _TOKENIZER))
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], **params: Any) -> TextEncoder:
