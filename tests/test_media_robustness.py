@@ -248,7 +248,7 @@ def test_fuzz_every_case_decodes_or_raises_media_decode_error(files, kind, cases
     assert outcomes["ok"] > 0 and outcomes["error"] > 0
 
 
-def test_decoding_switches_ffmpeg_log_forwarding_off(files, monkeypatch):
+def test_decoding_and_encoding_switch_ffmpeg_log_forwarding_off(files, monkeypatch, tmp_path):
     # torchvision (imported by timm and transformers) turns FFmpeg -> Python log
     # forwarding on at import; with threaded decoding that deadlocks (PyAV #751), so
     # every open switches it off again.
@@ -264,5 +264,8 @@ def test_decoding_switches_ffmpeg_log_forwarding_off(files, monkeypatch):
         av.logging.set_level(av.logging.ERROR)
         read_video(files["mp4"], num_frames=2, size=(16, 16))
         assert av.logging.get_level() == av.logging.ERROR
+        monkeypatch.delenv("AVREC_FFMPEG_LOG")
+        write_audio(tmp_path / "tone.wav", np.zeros((1, 800), np.float32), 8000)
+        assert av.logging.get_level() is None
     finally:
         av.logging.set_level(None)

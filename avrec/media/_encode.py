@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from avrec.exceptions import ConfigurationError
+from avrec.media._source import quiet_ffmpeg_logs
 
 __all__ = ["write_audio", "write_video"]
 
@@ -122,6 +123,7 @@ class _AudioFeeder:
 def _atomic_output(path: str | os.PathLike[str]):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    quiet_ffmpeg_logs()  # encoder threads log too: same deadlock risk as decoding
     # A fresh name that FFmpeg creates itself, so the file gets the usual permissions
     # (``mkstemp`` would make it 0600); same suffix, so FFmpeg picks the same format.
     tmp = str(path.parent / f".{path.stem}.{uuid.uuid4().hex}.tmp{path.suffix}")

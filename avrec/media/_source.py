@@ -12,7 +12,7 @@ FFmpeg logs to Python can deadlock under threads (PyAV #751, #2276: a decoder
 thread waits for the GIL in the log callback while the main thread, holding
 it, waits for that decoder thread to finish). Importing torchvision (which
 timm and transformers do) calls ``av.logging.set_level(av.logging.ERROR)``, so
-:func:`open_source` switches the forwarding off again before every open unless
+:func:`open_source` (and every writer) switches it off again before each open unless
 ``AVREC_FFMPEG_LOG=1`` is set (for debugging single-threaded decodes).
 """
 
